@@ -63,6 +63,10 @@ def build_heatmap(bars: Mapping, params: ModelParams | None = None, **kwargs) ->
     death[long_] = _first_at_or_below(cand["step"][long_], cand["bin"][long_], thr_l)
     death[~long_] = _first_at_or_below(cand["step"][~long_], -cand["bin"][~long_], -thr_h)
     rec = _recurse(steps, cand, death, p)
+    made = rec["n"][cand["step"]] > 0
+    if made.any():  # store only the bins that ever received a deposit
+        off = int(cand["bin"][made].min())
+        nb = int(cand["bin"][made].max()) - off + 1
     cols = _columns(steps["time"], steps["interval"], p.max_columns)
     columns = _snapshots(steps, cand, death, rec, cols, thr_l, thr_h, grid, off, nb, p)
     state = _final_state(cand, death, rec, T, off, nb, len(p.leverages))
@@ -70,7 +74,6 @@ def build_heatmap(bars: Mapping, params: ModelParams | None = None, **kwargs) ->
     accounting["resting"] = state.sum(axis=(0, 2))
     ledger = None
     if p.keep_ledger:
-        made = rec["n"][cand["step"]] > 0
         ledger = {
             "step": cand["step"][made], "side": cand["side"][made], "tier": cand["tier"][made],
             "bin": cand["bin"][made],
