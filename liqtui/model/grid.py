@@ -111,7 +111,7 @@ class Grid:
     def split(self, price) -> tuple[np.ndarray, np.ndarray]:
         """Linear split between the two nearest centres: (lower bin, weight of the upper bin)."""
         u, wu = self.units(price), self.width_units
-        x = u - wu // 2  # units above the centre of bin 0
-        j = x // wu
-        frac = (x - j * wu) / wu
-        return j, frac
+        j = (u - wu // 2) // wu  # exact: a price on a centre is all in that bin
+        # the weight in float, x − j with x = P/w − ½ (units would quantise it to 1e-6 of a bin)
+        frac = np.asarray(price, dtype=np.float64) / self.width - 0.5 - j
+        return j, np.clip(frac, 0.0, 1.0)
