@@ -1,0 +1,7 @@
+"""``python -m liqtui``."""
+
+import sys
+
+from liqtui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,304 @@
+"""Settings: defaults < config file (TOML) < environment ``LIQTUI_*`` < command-line flags.
+
+The config file is ``--config FILE``, else ``$LIQTUI_CONFIG``, else
+``$XDG_CONFIG_HOME/liqtui/config.toml`` (``~/.config/liqtui/config.toml``; optional)::
+
+    [model]
+    leverages = [5, 10, 25, 50, 100]
+    weights = [0.10, 0.25, 0.30, 0.20, 0.15]
+    tier_filter = "all"        # "all", "high", "low" or a list of leverages
+    side_filter = "both"       # "both", "long", "short"
+    bin_width = "auto"         # or a 1-2-5 width such as 50
+    half_life = "off"          # or a duration such as "12h"
+
+    [colour]
+    threshold = 0.85
+
+Model settings left unset fall through to ``ModelParams``'s own defaults, so there is one place
+that defines them. Kept free of numpy so that importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_THRESHOLD = 0.85
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message names where it came from, the value and what is accepted."""
+
+
+class _Bad(Exception):
+    """Raised by a parser; the loader adds where the value came from."""
+
+
+# ---------------------------------------------------------------------------- value parsers
+
+
+def _number_list(v, *, minimum: float, suffix: str = ""):
+    items = v.replace(" ", "").split(",") if isinstance(v, str) else v
+    if not isinstance(items, (list, tuple)) or not items:
+        raise _Bad
+    out = []
+    for x in items:
+        if isinstance(x, bool):
+            raise _Bad
+        if suffix and isinstance(x, str) and x.lower().endswith(suffix):
+            x = x[: -len(suffix)]  # "25x,50x" reads as naturally as "25,50"
+        try:
+            x = float(x)
+        except (TypeError, ValueError):
+            raise _Bad from None
+        if not (math.isfinite(x) and x >= minimum):
+            raise _Bad
+        out.append(x)
+    return tuple(out)
+
+
+def _number(v, ok=lambda x: True):
+    if isinstance(v, bool):
+        raise _Bad
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise _Bad from None
+    if not (math.isfinite(x) and ok(x)):
+        raise _Bad
+    return x
+
+
+def _boolean(v):
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise _Bad
+
+
+def _choice(*choices):
+    def parse(v):
+        if isinstance(v, str) and v.strip().lower() in choices:
+            return v.strip().lower()
+        raise _Bad
+
+    return parse
+
+
+def _tiers(v):
+    if isinstance(v, str) and v.strip().lower() in ("all", "high", "low"):
+        return v.strip().lower()
+    return _number_list(v, minimum=1, suffix="x")
+
+
+def _is_125(w: float) -> bool:
+    e = math.floor(math.log10(w))
+    m = w / 10.0**e
+    return any(abs(m - k) <= 1e-9 * k for k in (1, 2, 5, 10))
+
+
+def _bin_width(v):
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return None
+    return _number(v, lambda x: x > 0 and _is_125(x))
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def parse_duration(text: str) -> int:
+    """'12h', '30m', '2d', '1h30m', '90s' -> milliseconds. Raises ValueError."""
+    s = str(text).strip().lower().replace(" ", "")
+    if not s or _DURATION_RE.sub("", s):
+        raise ValueError(f"not a duration: {text!r}")
+    ms = sum(float(n) * _UNIT_MS[u] for n, u in _DURATION_RE.findall(s))
+    if ms <= 0:
+        raise ValueError(f"not a positive duration: {text!r}")
+    return int(round(ms))
+
+
+def format_duration(ms) -> str:
+    """A compact duration, two largest units: 45s, 5m, 2h 5m, 3d 4h."""
+    s = int(ms) // 1000
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    parts = [f"{v}{u}" for v, u in ((d, "d"), (h, "h"), (m, "m"), (s, "s")) if v]
+    return " ".join(parts[:2]) or f"{int(ms)}ms"
+
+
+def _half_life(v):
+    if isinstance(v, str) and v.strip().lower() in ("off", "none"):
+        return None
+    if not isinstance(v, str):
+        raise _Bad  # a bare number would be ambiguous (seconds? hours?)
+    try:
+        return parse_duration(v)
+    except ValueError:
+        raise _Bad from None
+
+
+@dataclass(frozen=True)
+class Option:
+    table: str
+    key: str
+    env: str
+    flag: str
+    parse: object
+    accepted: str
+
+
+OPTIONS = {
+    o.key: o
+    for o in (
+        Option("model", "leverages", "LIQTUI_LEVERAGES", "--leverages",
+               lambda v: _number_list(v, minimum=1, suffix="x"),
+               "a list of distinct leverages ≥ 1, e.g. 5,10,25,50,100"),
+        Option("model", "weights", "LIQTUI_WEIGHTS", "--weights",
+               lambda v: _number_list(v, minimum=0),
+               "a list of weights ≥ 0 summing to 1, one per leverage, e.g. 0.1,0.25,0.3,0.2,0.15"),
+        Option("model", "tier_filter", "LIQTUI_TIERS", "--tiers", _tiers,
+               "all, high (≥ 25x), low (≤ 10x) or a list of leverages, e.g. 25,50,100"),
+        Option("model", "side_filter", "LIQTUI_SIDES", "--sides", _choice("both", "long", "short"),
+               "both, long or short"),
+        Option("model", "bin_width", "LIQTUI_BIN_WIDTH", "--bin-width", _bin_width,
+               "auto or a positive width in the 1-2-5 series (…, 10, 20, 50, 100, …)"),
+        Option("model", "tick_size", "LIQTUI_TICK_SIZE", "--tick-size",
+               lambda v: _number(v, lambda x: x > 0), "a positive number, e.g. 0.1"),
+        Option("model", "alpha", "LIQTUI_ALPHA", "--alpha",
+               lambda v: _number(v, lambda x: 0 <= x <= 1), "a number in [0, 1]"),
+        Option("model", "entry_spread", "LIQTUI_ENTRY_SPREAD", "--entry-spread", _boolean,
+               "true or false"),
+        Option("model", "both_sides", "LIQTUI_BOTH_SIDES", "--both-sides", _boolean,
+               "true or false"),
+        Option("model", "half_life", "LIQTUI_HALF_LIFE", "--half-life", _half_life,
+               "off or a duration such as 30m, 12h, 2d"),
+        Option("model", "seed", "LIQTUI_SEED", "--seed", _boolean, "true or false"),
+        Option("colour", "threshold", "LIQTUI_THRESHOLD", "--threshold",
+               lambda v: _number(v, lambda x: 0 < x <= 1), "a number in (0, 1], e.g. 0.85"),
+    )
+}
+TABLES = {t: [o.key for o in OPTIONS.values() if o.table == t] for t in ("model", "colour")}
+# config key -> ModelParams name, where they differ
+_PARAM_NAME = {"half_life": "half_life_ms"}
+
+
+# ---------------------------------------------------------------------------- the settings
+
+
+@dataclass
+class Settings:
+    values: dict = field(default_factory=dict)  # key -> parsed value (only keys someone set)
+    sources: dict = field(default_factory=dict)  # key -> where the value came from
+    config_path: Path | None = None
+
+    @property
+    def threshold(self) -> float:
+        return self.values.get("threshold", DEFAULT_THRESHOLD)
+
+    def model_kwargs(self) -> dict:
+        """Keyword arguments for ``ModelParams``/``build_heatmap`` (unset keys omitted)."""
+        return {
+            _PARAM_NAME.get(k, k): v for k, v in self.values.items() if OPTIONS[k].table == "model"
+        }
+
+    def model_params(self):
+        """Validated ``ModelParams``; a cross-field mistake names where the settings came from."""
+        from liqtui.model import ModelParams  # numpy: only when a command needs the model
+
+        try:
+            return ModelParams(**self.model_kwargs())
+        except ValueError as e:
+            origin = ", ".join(f"{k} from {self.sources[k]}" for k in self.values if k != "threshold")
+            raise ConfigError(f"{e}" + (f" ({origin})" if origin else "")) from None
+
+
+def default_config_path(env=None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
+    return root / "liqtui" / "config.toml"
+
+
+def _set(settings: Settings, key: str, raw, where: str) -> None:
+    opt = OPTIONS[key]
+    try:
+        settings.values[key] = opt.parse(raw)
+    except _Bad:
+        shown = raw if isinstance(raw, str) else _toml_repr(raw)
+        raise ConfigError(f"{where} is {shown!r}, expected {opt.accepted}") from None
+    settings.sources[key] = where
+
+
+def _toml_repr(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_repr(x) for x in v) + "]"
+    return str(v)
+
+
+def _did_you_mean(name: str, accepted) -> str:
+    close = difflib.get_close_matches(name, accepted, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _read_file(settings: Settings, path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config {path}: no such file") from None
+    except OSError as e:
+        raise ConfigError(f"config {path}: cannot read ({e.strerror or e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {path}: not valid TOML ({e})") from None
+    tables = ", ".join(f"[{t}]" for t in TABLES)
+    for table, body in doc.items():
+        if not isinstance(body, dict):
+            raise ConfigError(
+                f"config {path}: unknown key {table!r} outside a table; accepted tables: {tables}"
+            )
+        if table not in TABLES:
+            hint = _did_you_mean(table, TABLES)
+            raise ConfigError(f"config {path}: unknown table [{table}]{hint}; accepted tables: {tables}")
+        for key, raw in body.items():
+            if key not in TABLES[table]:
+                hint = _did_you_mean(key, TABLES[table])
+                raise ConfigError(
+                    f"config {path}: unknown key [{table}] {key}{hint}; "
+                    f"accepted: {', '.join(TABLES[table])}"
+                )
+            _set(settings, key, raw, f"config {path}: [{table}] {key}")
+
+
+def load_settings(flags: dict | None = None, env=None, config_path=None) -> Settings:
+    """Layer the sources. ``flags`` maps option keys to raw values the user gave (None: unset)."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    if config_path is not None:
+        path, required = Path(config_path), True
+    elif env.get("LIQTUI_CONFIG"):
+        path, required = Path(env["LIQTUI_CONFIG"]), True
+    else:
+        path, required = default_config_path(env), False
+    if required or path.is_file():
+        _read_file(settings, path)
+        settings.config_path = path
+    for key, opt in OPTIONS.items():
+        if env.get(opt.env, "") != "":  # an empty variable counts as unset, as shells use it
+            _set(settings, key, env[opt.env], opt.env)
+    for key, raw in (flags or {}).items():
+        if raw is not None:
+            _set(settings, key, raw, OPTIONS[key].flag)
+    return settings
