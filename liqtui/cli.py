@@ -10,8 +10,6 @@ import sys
 from . import __version__
 from .config import OPTIONS, ConfigError, load_settings
 
-MAX_BINS = 20_000  # an explicit --bin-width finer than this over the price range would eat GBs
-
 LEVELS_EPILOG = """\
 Files are Binance's public USDⓈ-M futures dumps from data.binance.vision (.csv, or .zip holding
 one CSV): klines (futures/um/daily/klines/SYMBOL/5m/) and metrics (futures/um/daily/metrics/
@@ -102,26 +100,6 @@ def _warn(msg: str) -> None:
     print(f"liqtui: warning: {msg}", file=sys.stderr)
 
 
-def _check_bin_width(settings, params, bars) -> str | None:
-    """An explicit bin width too fine for the data's price range would allocate gigabytes."""
-    if params.bin_width is None:
-        return None
-    reach = 1 / min(params.leverages)  # the farthest a liquidation price lies from its entry
-    span = float(bars["high"].max()) * (1 + reach) - float(bars["low"].min()) * (1 - reach)
-    if span / params.bin_width <= MAX_BINS:
-        return None
-    from .model.grid import coarser_width
-
-    w = params.bin_width
-    while span / w > MAX_BINS:
-        w = coarser_width(w)
-    return (
-        f"{settings.sources['bin_width']} is {params.bin_width:g}, too fine for prices "
-        f"{bars['low'].min():,.0f}–{bars['high'].max():,.0f} (~{span / params.bin_width:,.0f} bins), "
-        f"expected {w:g} or wider, or auto"
-    )
-
-
 def cmd_levels(args) -> int:
     try:
         settings = load_settings(_flags(args), config_path=args.config)
@@ -137,10 +115,11 @@ def cmd_levels(args) -> int:
         data = load_dumps(args.klines, args.metrics)
     except DumpError as e:
         return _error(str(e))
-    bad = _check_bin_width(settings, params, data.bars)
-    if bad:
-        return _error(bad)
-    hm = build_heatmap(data.bars, params)
+    try:
+        hm = build_heatmap(data.bars, params)
+    except ValueError as e:  # e.g. an explicit bin width too fine for the price range
+        return _error(f"{settings.sources.get('bin_width', 'settings')}: {e}"
+                      if params.bin_width else str(e))
     for w in data.warnings + list(hm.warnings):
         _warn(w)
 

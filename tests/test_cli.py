@@ -213,7 +213,7 @@ def test_bad_config_value_exits_2_naming_the_key(capsys, files, tmp_path):
     (["--threshold", "1.5"], "--threshold is '1.5', expected a number in (0, 1]"),
     (["--weights", "0.1,0.1,0.1,0.1,0.1"], "weights must be ≥ 0 and sum to 1"),
     (["--bin-width", "-5"], "--bin-width is '-5', expected auto or a positive width"),
-    (["--bin-width", "0.01"], "--bin-width is 0.01, too fine for prices"),
+    (["--bin-width", "0.01"], "--bin-width: bin width 0.01 needs"),
     (["--tiers", "7"], "tier filter names leverages that are not tiers: 7"),
     (["--half-life", "soon"], "--half-life is 'soon', expected off or a duration"),
 ])

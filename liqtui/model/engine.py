@@ -50,8 +50,16 @@ def build_heatmap(bars: Mapping, params: ModelParams | None = None, **kwargs) ->
             off, nb = int(cand["bin"].min()), int(cand["bin"].max() - cand["bin"].min() + 1)
         else:  # nothing can ever be deposited: a one-bin span at the price
             off, nb = int(grid.index(ref)), 1
-        if nb <= p.max_bins or p.bin_width:
+        if nb <= p.max_bins:
             break
+        if p.bin_width:  # the caller chose it: refuse rather than allocate gigabytes
+            fit = width
+            while _span_bins(cand["bin"], width, fit) > p.max_bins:
+                fit = coarser_width(fit)
+            raise ValueError(
+                f"bin width {width:g} needs {nb:,} bins for this price range (at most "
+                f"{p.max_bins:,}): use {fit:g} or wider, or the automatic width"
+            )
         width = coarser_width(width)
     if width != (p.bin_width or choose_bin_width(ref, p.tick_size)):
         steps["warnings"].append(f"price range too wide for the grid: bin width raised to {width:g}")
@@ -91,6 +99,11 @@ def build_heatmap(bars: Mapping, params: ModelParams | None = None, **kwargs) ->
         interval_ms=interval, warnings=steps["warnings"], ledger=ledger,
         step_net=rec["n"],
     )
+
+
+def _span_bins(bins: np.ndarray, width: float, other: float) -> int:
+    """Bins the span of ``bins`` (on the grid of ``width``) would need on the grid of ``other``."""
+    return int((bins.max() - bins.min() + 1) * width / other) + 2
 
 
 # --------------------------------------------------------------------------- inputs
