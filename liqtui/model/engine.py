@@ -97,7 +97,7 @@ def build_heatmap(bars: Mapping, params: ModelParams | None = None, **kwargs) ->
         accounting=accounting, reference_price=ref,
         start=int(steps["time"][0]), as_of=int(steps["time"][-1] + interval),
         interval_ms=interval, warnings=steps["warnings"], ledger=ledger,
-        step_net=rec["n"],
+        step_net=rec["n"], last_open_interest=steps["last_oi"],
     )
 
 
@@ -132,17 +132,8 @@ def _prepare(bars: Mapping, p: ModelParams) -> dict:
     if not np.all(np.isfinite(px)) or np.any(px <= 0):
         i = int(np.argmax(~(np.isfinite(px) & (px > 0)).all(axis=0)))
         raise ValueError(f"bar {i}: prices must be positive numbers, got o={o[i]} h={h[i]} l={l[i]} c={c[i]}")
-    hi, lo = px.max(axis=0), px.min(axis=0)  # widen bad rows so the bar contains o and c
-    v = np.nan_to_num(arr["volume"], nan=0.0)
-    q = np.nan_to_num(arr["quote_volume"], nan=0.0)
-    qb = np.nan_to_num(arr["taker_buy_quote_volume"], nan=0.0)
-    traded = (v > 0) & (q > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vwap = np.where(traded, q / v, (hi + lo + c) / 3)
-        s = np.where(traded, qb / q, 0.5)
-    vwap = np.clip(vwap, lo, hi)
-    s = np.clip(np.nan_to_num(s, nan=0.5), 0.0, 1.0)
-    sp = 0.5 + p.alpha * (np.clip(s, 0.2, 0.8) - 0.5)
+    hi, lo, vwap, sp = bar_features(px, arr["volume"], arr["quote_volume"],
+                                    arr["taker_buy_quote_volume"], p.alpha)
 
     diffs = np.diff(t)
     interval = 300_000  # a lone bar: assume the 5-minute step of the live feed
@@ -160,7 +151,32 @@ def _prepare(bars: Mapping, p: ModelParams) -> dict:
         "time": t, "close": c, "high": hi, "low": lo, "vwap": vwap, "sp": sp, "doi": doi,
         "cons_low": extreme("mark_low", lo), "cons_high": extreme("mark_high", hi),
         "interval": interval, "warnings": warnings,
+        "last_oi": _last_finite(arr["open_interest"]),
     }
+
+
+def _last_finite(a: np.ndarray) -> float:
+    ok = np.flatnonzero(np.isfinite(a) & (a >= 0))
+    return float(a[ok[-1]]) if ok.size else float("nan")
+
+
+def bar_features(px: np.ndarray, v, q, qb, alpha: float):
+    """(high, low, VWAP, s') of bars; ``px`` stacks open, high, low, close.
+
+    A bad row (e.g. high and low swapped) is widened to span all four prices. No trades
+    (V = 0, or no quote volume): VWAP = (h + l + c)/3 and s = 0.5; a venue without taker-buy
+    volume (NaN) gets s = 0.5.
+    """
+    hi, lo, c = px.max(axis=0), px.min(axis=0), px[3]
+    v, q = np.nan_to_num(v, nan=0.0), np.nan_to_num(q, nan=0.0)
+    traded = (v > 0) & (q > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vwap = np.where(traded, q / v, (hi + lo + c) / 3)
+        s = np.where(traded & np.isfinite(qb), qb / q, 0.5)
+    vwap = np.clip(vwap, lo, hi)
+    s = np.clip(np.nan_to_num(s, nan=0.5), 0.0, 1.0)
+    sp = 0.5 + alpha * (np.clip(s, 0.2, 0.8) - 0.5)
+    return hi, lo, vwap, sp
 
 
 def _delta_oi(t, oi, interval, p: ModelParams, warnings: list[str]) -> np.ndarray:

@@ -29,6 +29,7 @@ class Heatmap:
     warnings: list = field(default_factory=list)
     ledger: dict | None = None
     step_net: np.ndarray | None = None  # n_t per step (net opens − closes, base)
+    last_open_interest: float = float("nan")  # the last known OI (base), for the live step
 
     @property
     def bin_width(self) -> float:

@@ -66,8 +66,8 @@ class ModelParams:
                 raise ValueError(f"{name.replace('_', ' ')} must be a positive number, got {v!r}")
         if not (isinstance(self.alpha, (int, float)) and 0 <= self.alpha <= 1):
             raise ValueError(f"alpha must be a number in [0, 1], got {self.alpha!r}")
-        if not (0 < self.mmr < 1):
-            raise ValueError(f"mmr must be in (0, 1), got {self.mmr!r}")
+        if not (0 <= self.mmr < 1):
+            raise ValueError(f"mmr must be in [0, 1), got {self.mmr!r}")
         for name, lo in (("max_columns", 2), ("max_bins", 16), ("max_gap_ms", 0)):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < lo:
