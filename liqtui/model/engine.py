@@ -300,33 +300,14 @@ def _recurse(steps: dict, cand: dict, death: np.ndarray, p: ModelParams) -> dict
         n_out[u] = n
         if n < 0:
             s = sp[u]
-            r_l, r_s = -n * (1.0 - s), -n * s
-            t_l = a_l * h_l
-            if t_l <= 0:
-                um_l += r_l
-            elif r_l >= t_l:  # closes empty the side
-                cl_l += t_l
-                um_l += r_l - t_l
-                a_l, h_l, f_l[u] = 0.0, 1.0, 0.0
-                dy_l[u + 1:] = zeros[u + 1:]
-            else:
-                f = 1.0 - r_l / t_l
-                h_l *= f
-                cl_l += r_l
-                f_l[u] = f * delta
-            t_s = a_s * h_s
-            if t_s <= 0:
-                um_s += r_s
-            elif r_s >= t_s:
-                cl_s += t_s
-                um_s += r_s - t_s
-                a_s, h_s, f_s[u] = 0.0, 1.0, 0.0
-                dy_s[u + 1:] = zeros[u + 1:]
-            else:
-                f = 1.0 - r_s / t_s
-                h_s *= f
-                cl_s += r_s
-                f_s[u] = f * delta
+            a_l, h_l, f, closed, unmatched = _close(-n * (1.0 - s), a_l, h_l, dy_l, u, zeros)
+            cl_l += closed
+            um_l += unmatched
+            f_l[u] = f * delta
+            a_s, h_s, f, closed, unmatched = _close(-n * s, a_s, h_s, dy_s, u, zeros)
+            cl_s += closed
+            um_s += unmatched
+            f_s[u] = f * delta
         elif n > 0:
             g = n / h_l
             for i in range(ptr_l[u], ptr_l[u + 1]):
@@ -362,6 +343,18 @@ def _recurse(steps: dict, cand: dict, death: np.ndarray, p: ModelParams) -> dict
             "closed": two(cl_l, cl_s), "unmatched": two(um_l, um_s), "decayed": two(dc_l, dc_s),
         },
     }
+
+
+def _close(r: float, a: float, h: float, dying: list, u: int, zeros: list):
+    """Close ``r`` (base) from one side, proportionally: (a, h, factor, closed, unmatched)."""
+    total = a * h
+    if total <= 0:  # an empty side: nothing to remove
+        return a, h, 1.0, 0.0, r
+    if r >= total:  # closes empty the side; what its deposits would have consumed is gone too
+        dying[u + 1:] = zeros[u + 1:]
+        return 0.0, 1.0, 0.0, total, r - total
+    f = 1.0 - r / total
+    return a, h * f, f, r, 0.0
 
 
 # --------------------------------------------------------------------------- phase 3
