@@ -10,8 +10,12 @@ import sys
 from . import __version__
 from .config import OPTIONS, ConfigError, load_settings
 
+VENUES = ("binance",)
+RANGES = {"12h": 12 * 3_600_000, "24h": 24 * 3_600_000, "3d": 3 * 86_400_000,
+          "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
+
 LEVELS_EPILOG = """\
-Files are Binance's public USDⓈ-M futures dumps from data.binance.vision (.csv, or .zip holding
+Either files or --symbol. Files are Binance's public USDⓈ-M futures dumps from data.binance.vision (.csv, or .zip holding
 one CSV): klines (futures/um/daily/klines/SYMBOL/5m/) and metrics (futures/um/daily/metrics/
 SYMBOL/, open interest every 5 minutes). Give several of each to cover several days; overlaps
 are merged.
@@ -19,8 +23,9 @@ are merged.
 Settings come from defaults < config file (~/.config/liqtui/config.toml, or --config,
 or $LIQTUI_CONFIG) < environment (LIQTUI_TIERS, LIQTUI_BIN_WIDTH, …) < these flags.
 
-example:
+examples:
   liqtui levels --klines BTCUSDT-5m-2024-05-*.zip --metrics BTCUSDT-metrics-2024-05-*.zip --top 15
+  liqtui levels --venue binance --symbol ETHUSDT --range 7d --json
 """
 
 
@@ -52,10 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     lv.set_defaults(handler=cmd_levels)
-    io = lv.add_argument_group("input and output")
-    io.add_argument("--klines", nargs="+", required=True, metavar="FILE", help="kline files")
-    io.add_argument("--metrics", nargs="+", required=True, metavar="FILE",
-                    help="metrics files (open interest)")
+    io = lv.add_argument_group("input: data dump files")
+    io.add_argument("--klines", nargs="+", metavar="FILE", help="kline files")
+    io.add_argument("--metrics", nargs="+", metavar="FILE", help="metrics files (open interest)")
+    net = lv.add_argument_group("input: the venue over the network (instead of files)")
+    net.add_argument("--venue", choices=VENUES, default="binance", help="venue (default binance)")
+    net.add_argument("--symbol", metavar="SYMBOL", help="perpetual, e.g. BTCUSDT")
+    net.add_argument("--range", choices=list(RANGES), default="24h",
+                     help="lookback to backfill and model (default 24h; closed 5-minute steps)")
+    net.add_argument("--rest-url", metavar="URL",
+                     help="REST base URL, scheme://host[:port] (default the venue's; "
+                          "env LIQTUI_BINANCE_REST_URL)")
+    io = lv.add_argument_group("output")
     io.add_argument("--top", type=_positive_int, default=10, metavar="N",
                     help="number of levels (default 10)")
     io.add_argument("--json", action="store_true", help="print a JSON document (schema 1)")
@@ -83,7 +96,139 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from the first open interest instead of empty (default off)")
     m.add_argument(flag["threshold"], metavar="θ",
                    help="colour threshold in (0, 1]: full yellow at θ × the largest bin (default 0.85)")
+    sm = sub.add_parser(
+        "sim",
+        help="run the simulated exchange (Binance USDⓈ-M protocol on loopback)",
+        description="Run the simulated exchange: a market of leveraged traders served over "
+        "Binance USDⓈ-M\nREST and WebSocket on loopback, for demos, tests and benchmarks. "
+        "Its liquidations are\nreal consequences of the simulated positions; /sim/truth "
+        "returns their true liquidation map.",
+        epilog="faults: comma-separated name=value, e.g. drop_every_s=30,malformed_rate=0.01,"
+        "http_5xx_rate=0.05\n(names: drop_every_s, drop_abrupt, silent, malformed_rate, "
+        "truncated_rate, extra_fields,\nslow_ms, http_429_burst, http_418_burst, "
+        "http_5xx_rate, retry_after_s)\n\nexample:\n  liqtui sim --port 8800 --seed 7 "
+        "--symbols BTCUSDT,ETHUSDT --time-scale 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sm.set_defaults(handler=cmd_sim)
+    sm.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sm.add_argument("--port", type=_port, default=0, help="port (default: any free port)")
+    sm.add_argument("--seed", type=int, default=1, help="market seed (default 1)")
+    sm.add_argument("--symbols", type=_symbols, default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+                    metavar="LIST", help="symbols (default BTCUSDT,ETHUSDT,SOLUSDT)")
+    sm.add_argument("--time-scale", type=_positive_float, default=1.0, metavar="X",
+                    help="simulated seconds per real second (default 1)")
+    sm.add_argument("--history-days", type=_positive_float, default=31.0, metavar="D",
+                    help="days of past market to generate (default 31)")
+    sm.add_argument("--regime", default="mixed", metavar="NAME", help="market regime (default mixed)")
+    sm.add_argument("--faults", default="", metavar="SPEC", help="faults to inject (see below)")
+    sm.add_argument("--fidelity", action="store_true",
+                    help="score the model against the simulated traders' true map and exit")
     return parser
+
+
+def _port(s: str) -> int:
+    if not s.isdigit() or int(s) > 65535:
+        raise argparse.ArgumentTypeError(f"{s!r} is not accepted, expected a port 0–65535")
+    return int(s)
+
+
+def _positive_float(s: str) -> float:
+    try:
+        x = float(s)
+    except ValueError:
+        x = -1.0
+    if not (x > 0 and x < float("inf")):
+        raise argparse.ArgumentTypeError(f"{s!r} is not accepted, expected a positive number")
+    return x
+
+
+def _symbols(s: str) -> tuple[str, ...]:
+    out = tuple(x.strip().upper() for x in s.split(",") if x.strip())
+    bad = [x for x in out if not x.isalnum()]
+    if not out or bad:
+        raise argparse.ArgumentTypeError(
+            f"{s!r} is not accepted, expected symbols like BTCUSDT,ETHUSDT")
+    return out
+
+
+def _parse_faults(spec: str):
+    """'name=value,…' → Faults, each value converted to its field's type."""
+    from dataclasses import fields
+
+    from .sim.faults import Faults
+
+    faults, types = Faults(), {f.name: f.type for f in fields(Faults)}
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        name, _, raw = item.partition("=")
+        name = name.strip()
+        if name not in types:
+            raise ValueError(f"--faults: unknown fault {name!r}; known: {', '.join(sorted(types))}")
+        kind = str(types[name])
+        try:
+            if "bool" in kind:
+                if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off", ""):
+                    raise ValueError
+                value = raw.lower() in ("1", "true", "yes", "on", "")
+            elif "int" in kind and "float" not in kind:
+                value = int(raw)
+            else:
+                value = float(raw)
+            if not isinstance(value, bool) and value < 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"--faults: {name}={raw!r} is not accepted, expected a "
+                             f"{'true/false' if 'bool' in kind else 'number ≥ 0'}") from None
+        setattr(faults, name, value)
+    return faults
+
+
+def cmd_sim(args) -> int:
+    import asyncio
+    import signal
+
+    try:
+        faults = _parse_faults(args.faults)
+    except ValueError as e:
+        return _error(str(e))
+    if args.fidelity:
+        from .sim.fidelity import fidelity_report, format_fidelity
+
+        print(format_fidelity(fidelity_report()))
+        return 0
+    from .sim.market import Market
+    from .sim.server import SimExchange
+
+    try:
+        market = Market(args.symbols, args.seed, history_days=args.history_days,
+                        time_scale=args.time_scale, regime=args.regime)
+    except ValueError as e:
+        return _error(str(e))
+
+    async def serve() -> int:
+        sx = SimExchange(market, faults)
+        try:
+            await sx.start(args.host, args.port)
+        except OSError as e:
+            return _error(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"liqtui sim: {', '.join(args.symbols)} · seed {args.seed} · time ×{args.time_scale:g}"
+              f"{' · faults ' + args.faults if args.faults else ''}")
+        print(f"  REST        {sx.rest_url}/fapi/v1/exchangeInfo")
+        print(f"  WebSocket   {sx.ws_url}/market/stream?streams={args.symbols[0].lower()}@aggTrade")
+        print(f"  truth       {sx.rest_url}/sim/truth?symbol={args.symbols[0]}")
+        print("  use it:     LIQTUI_BINANCE_REST_URL=" + sx.rest_url
+              + " LIQTUI_BINANCE_WS_URL=" + sx.ws_url)
+        print(f"              liqtui levels --symbol {args.symbols[0]} --rest-url {sx.rest_url}")
+        print("Ctrl-C stops it.", flush=True)
+        await stop.wait()
+        await sx.stop()
+        return 0
+
+    return asyncio.run(serve())
 
 
 def _flags(args) -> dict:
@@ -100,36 +245,109 @@ def _warn(msg: str) -> None:
     print(f"liqtui: warning: {msg}", file=sys.stderr)
 
 
+class _Exit(Exception):
+    """Stop a command with this exit status (the message is already printed)."""
+
+    def __init__(self, status: int):
+        self.status = status
+
+
+def _files_input(args):
+    from .dumps import DumpError, load_dumps
+
+    try:
+        data = load_dumps(args.klines, args.metrics)
+    except DumpError as e:
+        raise _Exit(_error(str(e))) from None
+    return data.bars, data.symbol, list(data.warnings), None
+
+
+def _network_input(args):
+    """Backfill the lookback over REST (closed 5-minute steps)."""
+    import asyncio
+
+    from .feeds import BannedError, BinanceRest, RestError, UnknownSymbolError
+    from .feeds.binance import DEFAULT_REST_URL
+
+    url = args.rest_url or os.environ.get("LIQTUI_BINANCE_REST_URL") or DEFAULT_REST_URL
+    progress = _progress_printer() if sys.stderr.isatty() else None
+
+    async def fetch():
+        async with BinanceRest(url) as rest:
+            info = await rest.symbol(args.symbol)
+            bf = await rest.backfill(info.symbol, lookback_ms=RANGES[args.range], progress=progress)
+            return info, bf
+
+    try:
+        info, bf = asyncio.run(fetch())
+    except UnknownSymbolError as e:
+        raise _Exit(_error(str(e))) from None
+    except ValueError as e:  # a malformed URL
+        raise _Exit(_error(str(e))) from None
+    except BannedError as e:
+        print(f"liqtui: error: {e}", file=sys.stderr)
+        raise _Exit(1) from None
+    except (RestError, OSError, asyncio.TimeoutError) as e:
+        print(f"liqtui: error: {args.venue} at {url}: {e or type(e).__name__}", file=sys.stderr)
+        raise _Exit(1) from None
+    finally:
+        if progress is not None:
+            progress(None, None)
+    if not len(bf["time"]):
+        raise _Exit(_error(f"{info.symbol}: the venue returned no closed bars for the last {args.range}"))
+    return bf, info.symbol, list(bf.warnings), info.tick_size
+
+
+def _progress_printer():
+    def show(done, total):
+        if done is None:
+            sys.stderr.write("\r\033[K")
+        elif total:
+            sys.stderr.write(f"\rbackfilling … {100 * done // total:3d} %")
+        sys.stderr.flush()
+    return show
+
+
 def cmd_levels(args) -> int:
+    by_files = args.klines is not None or args.metrics is not None
+    if by_files and args.symbol:
+        return _error("give either --klines/--metrics files or --symbol, not both")
+    if by_files and not (args.klines and args.metrics):
+        return _error("files need both --klines FILE … and --metrics FILE …")
+    if not by_files and not args.symbol:
+        return _error("nothing to read: give --symbol SYMBOL (over the network) or "
+                      "--klines FILE … --metrics FILE … (data dumps)")
     try:
         settings = load_settings(_flags(args), config_path=args.config)
         params = settings.model_params()  # imports numpy; validates across settings
     except ConfigError as e:
         return _error(str(e))
 
-    from .dumps import DumpError, load_dumps
     from .model import build_heatmap
     from .report import levels_document, levels_text
 
     try:
-        data = load_dumps(args.klines, args.metrics)
-    except DumpError as e:
-        return _error(str(e))
+        bars, symbol, warnings, tick = _files_input(args) if by_files else _network_input(args)
+    except _Exit as e:
+        return e.status
+    if tick and params.tick_size is None and params.bin_width is None:
+        params = params.replace(tick_size=tick)
     try:
-        hm = build_heatmap(data.bars, params)
+        hm = build_heatmap({k: bars[k] for k in bars}, params)
     except ValueError as e:  # e.g. an explicit bin width too fine for the price range
         return _error(f"{settings.sources.get('bin_width', 'settings')}: {e}"
                       if params.bin_width else str(e))
-    for w in data.warnings + list(hm.warnings):
+    for w in warnings + list(hm.warnings):
         _warn(w)
 
+    venues = (args.venue,)
     if args.json:
         import json
 
-        out = json.dumps(levels_document(hm, data.symbol, args.top), indent=2) + "\n"
+        out = json.dumps(levels_document(hm, symbol, args.top, venues), indent=2) + "\n"
     else:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-        out = levels_text(hm, data.symbol, args.top, settings.threshold, color=color)
+        out = levels_text(hm, symbol, args.top, settings.threshold, color=color)
     sys.stdout.write(out)
     sys.stdout.flush()
     return 0
