@@ -1,0 +1,26 @@
+"""Venue feeds: aiohttp clients that normalise wire data into ``liqtui.feeds.events``.
+
+Names are imported lazily, so ``import liqtui.feeds.events`` (the sim does) stays free of
+aiohttp and numpy.
+"""
+
+from __future__ import annotations
+
+_EXPORTS = {
+    "BinanceRest": "binance", "BinanceLive": "binance", "Backfill": "binance", "Gap": "binance",
+    "RestError": "binance", "UnknownSymbolError": "binance", "BannedError": "binance",
+    "DEFAULT_REST_URL": "binance", "DEFAULT_WS_URL": "binance",
+    "FeedSettings": "settings", "BarBuilder": "bars", "WeightLimiter": "ratelimit",
+    "Backoff": "backoff", "parse_frame": "binance_parse", "SymbolInfo": "binance_parse",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'liqtui.feeds' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)

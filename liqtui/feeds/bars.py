@@ -1,0 +1,115 @@
+"""Forming bars from live data: the provisional (newest) column's input.
+
+Closed model steps come from REST (klines, mark klines, open-interest history) so that a
+heatmap rebuilt after a gap equals the live one; this builder only keeps the *forming* bar of
+each symbol at two sizes, the minute and the model step (5 min by default):
+
+* every trade extends the current minute (high, low, close, volumes, taker-buy quote volume);
+* a *closed* 1-minute kline from the venue replaces the trade-built minute it covers, so
+  trades lost to a reconnect are corrected as soon as the venue closes that minute;
+* the forming step bar is the aggregate of its minutes, computed on demand.
+
+The trade path is a handful of float operations: it runs for every aggTrade.
+"""
+
+from __future__ import annotations
+
+from .events import Bar
+
+MINUTE_MS = 60_000
+
+# minute bar layout (a list, mutated in place): open, high, low, close, volume, quote, taker-buy quote
+_O, _H, _L, _C, _V, _Q, _B = range(7)
+
+
+class _Sym:
+    __slots__ = ("minute", "cur", "step", "minutes", "venue")
+
+    def __init__(self, venue: str):
+        self.minute = -1   # open time of the current minute
+        self.cur = None    # its bar
+        self.step = -1     # open time of the current step
+        self.minutes = {}  # minute open time -> bar, for the current step
+        self.venue = venue
+
+
+class BarBuilder:
+    def __init__(self, step_ms: int = 300_000):
+        if step_ms % MINUTE_MS:
+            raise ValueError(f"step_ms must be a whole number of minutes, got {step_ms}")
+        self.step_ms = step_ms
+        self.late = 0  # trades or klines older than the current minute/step (ignored)
+        self._s: dict[str, _Sym] = {}
+
+    def _roll(self, s: _Sym, minute: int) -> None:
+        step = minute - minute % self.step_ms
+        if step != s.step:
+            s.step = step
+            s.minutes = {}
+        s.minute = minute
+
+    def trade(self, venue: str, symbol: str, t: int, price: float, qty: float,
+              taker_buy: bool) -> None:
+        s = self._s.get(symbol)
+        if s is None:
+            s = self._s[symbol] = _Sym(venue)
+        minute = t - t % MINUTE_MS
+        if minute != s.minute:
+            if minute < s.minute:
+                self.late += 1
+                return
+            self._roll(s, minute)
+            s.cur = s.minutes.get(minute)
+            if s.cur is None:
+                s.cur = s.minutes[minute] = [price, price, price, price, 0.0, 0.0, 0.0]
+        b = s.cur
+        if price > b[_H]:
+            b[_H] = price
+        elif price < b[_L]:
+            b[_L] = price
+        b[_C] = price
+        b[_V] += qty
+        quote = price * qty
+        b[_Q] += quote
+        if taker_buy:
+            b[_B] += quote
+
+    def kline(self, bar: Bar) -> None:
+        """A closed 1-minute kline is the venue's truth for its minute."""
+        if not bar.closed or bar.interval_ms != MINUTE_MS:
+            return
+        s = self._s.get(bar.symbol)
+        if s is None:
+            s = self._s[bar.symbol] = _Sym(bar.venue)
+        step = bar.time - bar.time % self.step_ms
+        if step < s.step:
+            self.late += 1
+            return
+        if step > s.step:
+            self._roll(s, bar.time)
+        row = [bar.open, bar.high, bar.low, bar.close, bar.volume, bar.quote_volume,
+               bar.taker_buy_quote_volume]
+        s.minutes[bar.time] = row
+        if bar.time == s.minute:
+            s.cur = row  # later trades of this minute (none, it is closed) would extend it
+
+    def forming(self, symbol: str) -> Bar | None:
+        """The forming step bar (None before the first trade or kline)."""
+        s = self._s.get(symbol)
+        if s is None or not s.minutes:
+            return None
+        rows = [s.minutes[k] for k in sorted(s.minutes)]
+        return Bar(
+            s.venue, symbol, s.step, self.step_ms, rows[0][_O],
+            max(r[_H] for r in rows), min(r[_L] for r in rows), rows[-1][_C],
+            sum(r[_V] for r in rows), sum(r[_Q] for r in rows), sum(r[_B] for r in rows),
+            False,
+        )
+
+    def minute(self, symbol: str) -> Bar | None:
+        """The current minute as built so far."""
+        s = self._s.get(symbol)
+        if s is None or s.cur is None:
+            return None
+        b = s.cur
+        return Bar(s.venue, symbol, s.minute, MINUTE_MS, *b, closed=False)

@@ -1,0 +1,44 @@
+"""Fault injection for the simulated exchange: switchable per run and mutable while it runs.
+
+All faults are off by default. The server reads the fields on every request and every frame, so
+a test (or `liqtui sim`) can flip them at any moment: ``sim.faults.silent = True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class Faults:
+    # WebSocket
+    drop_every_s: float | None = None  # close every WS connection every N wall seconds
+    drop_abrupt: bool = True           # drop as a network failure would (TCP abort, no close
+                                       # frame); False: a clean close frame 1001
+    silent: bool = False               # send no data frames (subscribe replies and pings
+                                       # still flow, as on a socket that went quiet upstream)
+    malformed_rate: float = 0.0        # share of data frames replaced by broken JSON/shapes
+    truncated_rate: float = 0.0        # share of data frames cut short
+    extra_fields: bool = False         # add unknown keys to every payload (venues add fields)
+    # REST
+    slow_ms: float = 0.0               # delay every REST response by this many wall ms
+    http_429_burst: int = 0            # the next N REST requests get 429 (decrements)
+    http_418_burst: int = 0            # the next N REST requests get 418 (decrements)
+    http_5xx_rate: float = 0.0         # share of REST requests answered with a 5xx
+    retry_after_s: int | None = None   # Retry-After for the injected 429/418 (wall s);
+                                       # None: what the real limit logic would say
+
+    def update(self, **changes) -> None:
+        """Set several fields at once, refusing unknown names (for the /sim/faults endpoint)."""
+        names = {f.name for f in fields(self)}
+        bad = sorted(set(changes) - names)
+        if bad:
+            raise ValueError(f"unknown fault(s): {', '.join(bad)}; known: {', '.join(sorted(names))}")
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def active(self) -> bool:
+        return self != Faults()

@@ -1,0 +1,538 @@
+"""The Binance feed: unit tests of its parts, then the real clients against the simulated
+exchange over real sockets on 127.0.0.1 (no mocks of our own code).
+
+The market's clock runs 300× faster than the wall (a 5-minute step closes every second), so
+reconnects, bans and closed steps happen within seconds. Tests wait for conditions with
+generous timeouts and never sleep-and-hope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from liqtui.feeds.backoff import Backoff
+from liqtui.feeds.bars import BarBuilder
+from liqtui.feeds.binance import (
+    BannedError,
+    BinanceLive,
+    BinanceRest,
+    Gap,
+    RestError,
+    UnknownSymbolError,
+    check_base_url,
+    kline_weight,
+)
+from liqtui.feeds.events import Bar, FeedState, Liquidation, MarkPrice, OpenInterest, Trade
+from liqtui.feeds.ratelimit import Blocked, WeightLimiter
+from liqtui.feeds.settings import FeedSettings
+
+MIN = 60_000
+STEP = 300_000
+DAY = 86_400_000
+SCALE = 300.0  # simulated ms per wall ms
+
+
+# ============================================================================ unit: parts
+
+
+def test_backoff_is_capped_and_jittered_and_resets():
+    b = Backoff(1.0, 8.0)
+    delays = [b.next() for _ in range(12)]
+    for n, d in enumerate(delays):
+        nominal = min(8.0, 2.0 ** n)
+        assert nominal / 2 <= d <= nominal
+    assert max(delays) <= 8.0
+    b.reset()
+    assert b.next() <= 1.0
+    with pytest.raises(ValueError):
+        Backoff(2.0, 1.0)
+
+
+def test_settings_validate_every_timer():
+    s = FeedSettings()
+    assert s.max_connection_age_s < 24 * 3600 and s.oi_history_ms < 30 * DAY
+    for bad in ({"stale_timeout_s": 0}, {"oi_poll_s": -1}, {"backoff_cap_s": 0.5},
+                {"rest_timeout_s": float("nan")}, {"max_streams_per_connection": 2000},
+                {"weight_buffer": 5000}, {"backoff_base_s": True}):
+        with pytest.raises(ValueError):
+            FeedSettings(**bad)
+
+
+def test_base_urls_are_scheme_host_port():
+    assert check_base_url("https://fapi.binance.com/", ("http", "https"), "x") == \
+        "https://fapi.binance.com"
+    assert check_base_url("ws://127.0.0.1:9000", ("ws", "wss"), "x") == "ws://127.0.0.1:9000"
+    for bad in ("fapi.binance.com", "https://fapi.binance.com/fapi/v1", "ftp://x",
+                "wss://fstream.binance.com/market", "http://h:99999"):
+        with pytest.raises(ValueError, match="expected|port"):
+            check_base_url(bad, ("http", "https", "ws", "wss"), "Binance URL")
+    with pytest.raises(ValueError, match="without a path"):
+        BinanceLive("wss://fstream.binance.com/ws", ["BTCUSDT"])
+
+
+def test_kline_weights_follow_the_venue_table():
+    assert [kline_weight(n) for n in (1, 99, 100, 499, 500, 1000, 1001, 1500)] == \
+        [1, 1, 2, 2, 5, 5, 10, 10]
+
+
+async def test_limiter_keeps_its_buffer_and_obeys_blocks():
+    lim = WeightLimiter(limit=100, buffer=20)
+    lim.observe({"X-MBX-USED-WEIGHT-1M": "75"})
+    await lim.acquire(5, max_wait=0)            # 80 ≤ 100 − 20: allowed
+    with pytest.raises(Blocked):                # 81 would eat into the buffer: wait (next minute)
+        await lim.acquire(1, max_wait=0)
+    lim.observe({"X-MBX-USED-WEIGHT-1M": "3"})  # the server's count is the truth
+    await lim.acquire(10, max_wait=0)
+    lim.throttle(0.2)                           # 429
+    assert lim.blocked and not lim.banned
+    with pytest.raises(Blocked) as e:
+        await lim.acquire(1, max_wait=0.05)
+    assert not e.value.banned
+    t0 = time.monotonic()
+    await lim.acquire(1)
+    assert time.monotonic() - t0 >= 0.15
+    until = lim.ban(0.2)                        # 418
+    assert lim.banned and until > time.time() * 1000
+    with pytest.raises(Blocked) as e:
+        await lim.acquire(1, max_wait=0)
+    assert e.value.banned and "418" in str(e.value)
+
+
+async def test_limiter_counts_open_interest_history_requests():
+    lim = WeightLimiter(oi_hist_limit=5, oi_hist_buffer=1)
+    for _ in range(4):
+        await lim.acquire(0, oi_hist=True, max_wait=0)
+    with pytest.raises(Blocked):
+        await lim.acquire(0, oi_hist=True, max_wait=1)  # the window is 5 minutes
+    await lim.acquire(1, max_wait=0)  # other endpoints are not held back
+
+
+def test_bar_builder_from_trades_and_closed_klines():
+    b = BarBuilder(STEP)
+    t0 = 1_700_000_100_000 // STEP * STEP
+    b.trade("binance", "X", t0 + 1_000, 100.0, 1.0, True)
+    b.trade("binance", "X", t0 + 2_000, 103.0, 2.0, False)
+    b.trade("binance", "X", t0 + MIN + 5, 99.0, 1.0, True)
+    bar = b.forming("X")
+    assert (bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume) == \
+        (t0, 100.0, 103.0, 99.0, 99.0, 4.0)
+    assert bar.quote_volume == pytest.approx(100 + 206 + 99)
+    assert bar.taker_buy_quote_volume == pytest.approx(199)
+    # the venue's closed kline replaces the trade-built minute (trades may have been missed)
+    b.kline(Bar("binance", "X", t0, MIN, 100.0, 105.0, 98.0, 101.0, 10.0, 1000.0, 400.0, True))
+    bar = b.forming("X")
+    assert (bar.high, bar.low, bar.close, bar.volume) == (105.0, 98.0, 99.0, 11.0)
+    b.trade("binance", "X", t0 + STEP + 1, 120.0, 1.0, True)   # next step: a new bar
+    assert b.forming("X").time == t0 + STEP and b.forming("X").open == 120.0
+    b.trade("binance", "X", t0 + 3, 1.0, 1.0, True)            # late: ignored, counted
+    assert b.late == 1 and b.minute("X").close == 120.0
+
+
+def test_gap_bar_window():
+    g = Gap(("BTCUSDT",), 1_000_000 * STEP + 10, 1_000_002 * STEP + 5)
+    assert g.bar_window(STEP) == (1_000_000 * STEP, 1_000_003 * STEP)
+
+
+# ============================================================================ the simulator
+
+sim_market = pytest.importorskip("liqtui.sim.market")
+sim_server = pytest.importorskip("liqtui.sim.server")
+
+
+LISTED = 1_569_398_400_000  # BTCUSDT's real onboardDate (2019-09-25)
+
+
+def make_market(symbols=("BTCUSDT", "ETHUSDT"), days=2.0, specs=None, **kw):
+    # every real symbol has an onboardDate; give the catalogue's long-listed ones the real one
+    specs = list(specs or ()) + [
+        replace(sim_market.CATALOGUE[s], onboard_ms=LISTED) for s in symbols
+        if sim_market.CATALOGUE[s].onboard_ms is None
+        and sim_market.CATALOGUE[s].listed_days_ago is None
+        and s not in {x.symbol for x in specs or ()}]
+    return sim_market.Market(symbols, seed=7, history_days=days, time_scale=SCALE,
+                             specs=specs, **kw)
+
+
+@pytest.fixture(scope="module")
+def market():
+    """One market for the module (building history is the slow part); each test gets its own
+    server, so faults and per-IP limits start clean."""
+    return make_market()
+
+
+@pytest.fixture
+async def sim(market):
+    sx = sim_server.SimExchange(market, coinm_share=1.0)
+    await sx.start()
+    yield sx
+    await sx.stop()
+
+
+async def until(pred, timeout=20.0, what="the condition"):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+FAST = dict(backoff_base_s=0.1, backoff_cap_s=0.5, rest_backoff_base_s=0.02,
+            rest_backoff_cap_s=0.1, stale_timeout_s=5.0, oi_poll_s=0.25, step_settle_s=0.05,
+            step_retry_s=0.3)
+
+
+def fast(**kw) -> FeedSettings:
+    return FeedSettings(**(FAST | kw))
+
+
+def closed_end(market) -> int:
+    """A step boundary safely in the past (the clock runs on while a test asks)."""
+    return (market.now_ms() // STEP - 2) * STEP
+
+
+def _f(x, d):  # what the server's formatting does to a value
+    return float(f"{x:.{d}f}")
+
+
+# ============================================================================ REST
+
+
+async def test_backfill_equals_the_markets_own_series(sim, market):
+    end = closed_end(market)
+    start = end - DAY
+    spec = market.symbols["BTCUSDT"]
+    pp, qp = spec.price_precision, spec.qty_precision
+    async with BinanceRest(sim.rest_url) as rest:
+        bf = await rest.backfill("BTCUSDT", start, end)
+    kl = market.klines("BTCUSDT", STEP, start_ms=start, end_ms=end - 1, limit=1500)
+    mk = market.mark_klines("BTCUSDT", STEP, start_ms=start, end_ms=end - 1, limit=1500)
+    oi = market.open_interest_hist("BTCUSDT", STEP, start_ms=start + STEP, end_ms=end, limit=500)
+    assert len(kl) == len(bf["time"]) == DAY // STEP
+    assert bf.start == start and bf.end == end and bf.warnings == []
+    assert bf["time"].tolist() == [r[0] for r in kl]
+    for j, key, d in ((1, "open", pp), (2, "high", pp), (3, "low", pp), (4, "close", pp),
+                      (5, "volume", qp), (7, "quote_volume", pp + qp),
+                      (10, "taker_buy_quote_volume", pp + qp)):
+        assert bf[key].tolist() == [_f(r[j], d) for r in kl], key
+    assert bf["mark_high"].tolist() == [_f(r[2], 8) for r in mk]
+    assert bf["mark_low"].tolist() == [_f(r[3], 8) for r in mk]
+    # the row stamped T is the open interest at the close of the bar opening at T − 5m
+    assert [t + STEP for t in bf["time"].tolist()] == [r[0] for r in oi]
+    assert bf["open_interest"].tolist() == [_f(r[1], 8) for r in oi]
+
+
+async def test_paging_across_the_page_limits(sim, market):
+    """1-minute bars over 46 h: klines and mark klines need 2 pages of ≤ 1500, open interest
+    (5-minute rows) 2 pages of ≤ 500; and exactly 1500 bars fit one page."""
+    end = closed_end(market)
+    async with BinanceRest(sim.rest_url) as rest:
+        bf = await rest.backfill("ETHUSDT", end - 46 * 3_600_000, end, interval_ms=MIN)
+        t = bf["time"]
+        assert len(t) == 46 * 60 and np.all(np.diff(t) == MIN)        # no gap, no duplicate
+        assert np.isfinite(bf["mark_high"]).all() and np.isfinite(bf["open_interest"]).all()
+        # 1 exchangeInfo + 1 server time + 2 + 2 + 2 pages
+        assert rest.counters["requests"] == 8
+        n0 = rest.counters["requests"]
+        one = await rest.backfill("ETHUSDT", end - 1500 * MIN, end, interval_ms=MIN)
+        assert len(one["time"]) == 1500 and rest.counters["requests"] - n0 == 1 + 1 + 1 + 1
+        n0 = rest.counters["requests"]
+        more = await rest.backfill("ETHUSDT", end - 1501 * MIN, end, interval_ms=MIN)
+        assert len(more["time"]) == 1501 and rest.counters["requests"] - n0 == 1 + 2 + 2 + 1
+    # the 5-minute series over the same span: open interest at each close, 553 rows = 2 pages
+    np.testing.assert_array_equal(more["time"][-1500:], one["time"])
+    np.testing.assert_array_equal(more["close"][-1500:], one["close"])
+
+
+async def test_open_interest_depth_is_clamped_with_a_warning(sim, market):
+    async with BinanceRest(sim.rest_url) as rest:
+        now = market.now_ms()
+        bf = await rest.backfill("BTCUSDT", lookback_ms=31 * DAY)
+        assert any("29.9 days" in w for w in bf.warnings)
+        assert bf.now - bf.start <= 29.9 * DAY + STEP
+        assert np.isfinite(bf["open_interest"]).all()
+        # why the clamp matters: the venue refuses an older start outright
+        with pytest.raises(RestError) as e:
+            await rest._get("/futures/data/openInterestHist", {
+                "symbol": "BTCUSDT", "period": "5m", "startTime": now - 31 * DAY, "limit": 10},
+                oi_hist=True, weight=0)
+        assert e.value.status == 400
+
+
+async def test_short_history_symbol_backfills_what_exists():
+    new = replace(sim_market.CATALOGUE["NEWUSDT"], listed_days_ago=None,
+                  onboard_ms=(int(time.time() * 1000) - DAY // 2) // MIN * MIN)
+    m = make_market(("NEWUSDT",), days=2.0, specs=[new])
+    async with sim_server.SimExchange(m) as sx, BinanceRest(sx.rest_url) as rest:
+        bf = await rest.backfill("NEWUSDT", lookback_ms=2 * DAY)
+    assert len(bf["time"]) > 0 and bf["time"][0] >= new.onboard_ms // STEP * STEP
+    assert bf["time"][0] - new.onboard_ms < STEP
+    assert np.all(np.diff(bf["time"]) == STEP)
+    assert any("listed" in w for w in bf.warnings)
+
+
+async def test_unknown_symbol_is_refused_by_name(sim):
+    async with BinanceRest(sim.rest_url) as rest:
+        with pytest.raises(UnknownSymbolError, match="FOOUSDT") as e:
+            await rest.backfill("FOOUSDT", lookback_ms=DAY)
+        assert e.value.symbol == "FOOUSDT"
+        with pytest.raises(UnknownSymbolError, match="BTCUSD_PERP"):
+            await rest.symbol("BTCUSD_PERP")
+        # the venue's own -1121 answer is mapped the same way
+        with pytest.raises(UnknownSymbolError, match="DOGEUSDT"):
+            await rest.open_interest("DOGEUSDT")
+        assert (await rest.symbol("btcusdt")).symbol == "BTCUSDT"
+
+
+async def test_429_waits_retry_after_then_succeeds(sim, market):
+    end = closed_end(market)
+    async with BinanceRest(sim.rest_url) as rest:
+        ref = await rest.backfill("BTCUSDT", end - DAY // 4, end)
+    sim.faults.retry_after_s = 1
+    sim.faults.http_429_burst = 1
+    statuses = []
+    async with BinanceRest(sim.rest_url, on_status=statuses.append) as rest:
+        t0 = time.monotonic()
+        bf = await rest.backfill("BTCUSDT", end - DAY // 4, end)
+        assert time.monotonic() - t0 >= 0.95
+        assert rest.counters["http_429"] == 1 and rest.counters["http_418"] == 0
+    assert all(s.state is not FeedState.BANNED for s in statuses)  # obeyed: no ban followed
+    for k in ref:
+        np.testing.assert_array_equal(bf[k], ref[k])
+
+
+async def test_418_reports_banned_until_then_recovers(sim, market):
+    end = closed_end(market)
+    sim.faults.retry_after_s = 1
+    sim.faults.http_418_burst = 1
+    statuses = []
+    async with BinanceRest(sim.rest_url, on_status=statuses.append) as rest:
+        t0 = time.time() * 1000
+        bf = await rest.backfill("BTCUSDT", end - DAY // 4, end)
+        assert len(bf["time"]) == DAY // 4 // STEP
+    banned = [s for s in statuses if s.state is FeedState.BANNED]
+    assert len(banned) == 1 and t0 + 500 <= banned[0].until <= t0 + 2500
+    assert "banned" in banned[0].reason.lower()
+    after = statuses[statuses.index(banned[0]) + 1]
+    assert after.state is not FeedState.BANNED and "ban over" in after.reason
+    # a caller that will not wait that long gets a clear error instead of a hang
+    sim.faults.retry_after_s = 30
+    sim.faults.http_418_burst = 1
+    async with BinanceRest(sim.rest_url, settings=fast(max_rest_wait_s=0.5)) as rest:
+        with pytest.raises(BannedError, match="banned") as e:
+            await rest.exchange_info()
+        assert e.value.until > time.time() * 1000 + 20_000
+
+
+async def test_5xx_and_timeouts_are_retried(sim, market):
+    end = closed_end(market)
+    async with BinanceRest(sim.rest_url) as rest:
+        ref = await rest.backfill("ETHUSDT", end - DAY // 2, end)
+    sim.faults.http_5xx_rate = 0.3
+    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=8)) as rest:
+        bf = await rest.backfill("ETHUSDT", end - DAY // 2, end)
+        assert rest.counters["http_5xx"] > 0 and rest.counters["retries"] > 0
+    for k in ref:
+        np.testing.assert_array_equal(bf[k], ref[k])
+    sim.faults.http_5xx_rate = 1.0
+    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=2)) as rest:
+        with pytest.raises(RestError, match=r"failed 3 times \(HTTP 5\d\d\)"):
+            await rest.exchange_info()
+    sim.faults.http_5xx_rate = 0.0
+    sim.faults.slow_ms = 400
+    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=1, rest_timeout_s=0.1)) as rest:
+        with pytest.raises(RestError, match="no answer within 0.1 s"):
+            await rest.exchange_info()
+        assert rest.counters["timeouts"] == 2
+
+
+# ============================================================================ live
+
+
+class Feed:
+    """A ``BinanceLive`` running in a task, with everything it reported."""
+
+    def __init__(self, sx, symbols=("BTCUSDT",), **settings):
+        self.events, self.statuses, self.gaps, self.steps = [], [], [], []
+        self.live = BinanceLive(sx.ws_url, symbols, rest_url=sx.rest_url, settings=fast(**settings),
+                                on_event=self.events.append, on_status=self.statuses.append,
+                                on_gap=self.gaps.append, on_steps=self.steps.append)
+        self.task = None
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.live.run())
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.live.stop()
+        await asyncio.wait_for(self.task, 10)  # run() returns on stop(), never raises
+        assert self.statuses[-1].state is FeedState.STOPPED
+
+    @property
+    def state(self):
+        return self.live.state
+
+    def states(self):
+        return [s.state for s in self.statuses]
+
+    def of(self, cls, symbol=None):
+        return [e for e in self.events if isinstance(e, cls) and (symbol is None or e.symbol == symbol)]
+
+
+async def test_live_events_flow_and_the_feed_goes_live(sim):
+    async with Feed(sim, ("BTCUSDT", "ETHUSDT")) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
+        for sym in ("BTCUSDT", "ETHUSDT"):
+            await until(lambda: len(f.of(Trade, sym)) >= 20 and len(f.of(MarkPrice, sym)) >= 2
+                        and f.of(Bar, sym) and f.of(OpenInterest, sym), what=f"{sym} events")
+        await until(lambda: f.of(Liquidation) and f.live.counters["foreign"] > 0, timeout=30,
+                    what="a liquidation and a COIN-M one on !forceOrder@arr")
+        c = dict(f.live.counters)
+    assert f.states()[:2] == [FeedState.CONNECTING, FeedState.LIVE]
+    assert c["malformed"] == c["unknown"] == c["reconnects"] == 0 and c["events"] > 0
+    trades = f.of(Trade, "BTCUSDT")
+    assert all(a.trade_id < b.trade_id for a, b in zip(trades, trades[1:]))
+    assert all(e.symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT") for e in f.of(Liquidation))
+    assert all(e.side in ("long", "short") and e.notional > 0 for e in f.of(Liquidation))
+    bar = f.live.bars.forming("BTCUSDT")
+    assert bar is not None and bar.interval_ms == STEP and bar.low <= bar.close <= bar.high
+    # one OpenInterest per poll at most, and polls never overlap (one task, sequential)
+    assert c["oi_polls"] >= 1 and c["oi_errors"] == 0
+
+
+async def test_dropped_connections_reconnect_and_report_the_gap(sim):
+    async with Feed(sim, ("BTCUSDT",)) as f:
+        await until(lambda: f.state is FeedState.LIVE and len(f.of(Trade)) > 10, what="LIVE")
+        sim.faults.drop_every_s = 0.2
+        await until(lambda: FeedState.RECONNECTING in f.states(), what="RECONNECTING")
+        sim.faults.drop_every_s = None
+        await until(lambda: f.states()[-1] is FeedState.LIVE and f.gaps, what="LIVE and a gap")
+        gap = f.gaps[0]
+        assert gap.symbols == ("BTCUSDT",) and gap.start_ms < gap.end_ms
+        assert f.live.counters["reconnects"] >= 1
+        a, b = gap.bar_window(STEP)
+        await until(lambda: sim.market.now_ms() >= b + 1000, what="the gap's last bar to close")
+        got = await f.live.backfill_gap(gap)
+        t = got["BTCUSDT"]["time"]
+        assert t[0] == a and t[-1] + STEP == b and np.all(np.diff(t) == STEP)
+    i = f.states().index(FeedState.RECONNECTING)
+    assert FeedState.LIVE in f.states()[i:]
+
+
+async def test_a_silent_socket_is_stale_and_replaced(sim):
+    async with Feed(sim, ("BTCUSDT",), stale_timeout_s=0.6) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
+        sim.faults.silent = True  # pings and replies still flow; data does not
+        await until(lambda: FeedState.STALE in f.states(), what="STALE")
+        await until(lambda: f.states()[-1] is FeedState.RECONNECTING or
+                    f.live.counters["stale"] >= 2, what="RECONNECTING after STALE")
+        sim.faults.silent = False
+        await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
+        s = f.states()
+        i = s.index(FeedState.STALE)
+        assert FeedState.RECONNECTING in s[i:] and s[-1] is FeedState.LIVE
+        assert "no data for 0.6 s" in f.statuses[i].reason
+
+
+async def test_malformed_truncated_and_extra_fields_are_counted_and_survived(sim):
+    async with Feed(sim, ("BTCUSDT",)) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
+        sim.faults.update(malformed_rate=0.2, truncated_rate=0.2, extra_fields=True)
+        n0 = len(f.of(Trade))
+        await until(lambda: f.live.counters["malformed"] >= 30 and len(f.of(Trade)) > n0 + 30,
+                    what="damaged frames counted while good ones still flow")
+        sim.faults.update(malformed_rate=0.0, truncated_rate=0.0, extra_fields=False)
+        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
+        assert f.live.counters["reconnects"] == 0 and f.live.counters["callback_errors"] == 0
+    for t in f.of(Trade):
+        assert t.price > 0 and t.qty >= 0 and t.symbol == "BTCUSDT"
+
+
+async def test_proactive_rotation_overlaps_and_drops_duplicates(sim):
+    async with Feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
+                    rotation_overlap_s=0.3) as f:
+        await until(lambda: f.live.counters["rotations"] >= 2 and f.live.counters["duplicates"] > 0,
+                    what="two rotations with an overlap")
+        await until(lambda: len(f.of(Trade)) > 100, what="trades")
+    assert FeedState.RECONNECTING not in f.states() and f.gaps == []
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        ids = [t.trade_id for t in f.of(Trade, sym)]
+        assert ids == sorted(set(ids))  # no trade delivered twice, none out of order
+
+
+async def test_a_rest_ban_shows_banned_until_and_recovers(sim):
+    async with Feed(sim, ("BTCUSDT",), oi_poll_s=0.1) as f:
+        await until(lambda: f.state is FeedState.LIVE and f.live.counters["oi_polls"] > 0,
+                    what="LIVE with polls")
+        sim.faults.update(retry_after_s=1, http_418_burst=1)
+        await until(lambda: f.state is FeedState.BANNED, what="BANNED")
+        banned = f.statuses[-1]
+        assert banned.until is not None and banned.until > banned.time
+        polls = f.live.counters["oi_polls"]
+        await until(lambda: time.time() * 1000 >= banned.until - 100, what="the ban's end")
+        assert f.live.counters["oi_polls"] == polls  # polls are skipped while banned
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE after the ban")
+        await until(lambda: f.live.counters["oi_polls"] > polls, what="polls again")
+
+
+async def test_unknown_live_symbol_is_an_error_naming_it(sim):
+    async with Feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE for the known symbol")
+    err = [s for s in f.statuses if s.state is FeedState.ERROR]
+    assert err and "FOOUSDT" in err[0].reason and f.live.symbols == ["BTCUSDT"]
+
+
+def _concat(parts):
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+async def test_after_a_disconnect_the_bars_and_heatmap_equal_an_uninterrupted_run(sim, market):
+    """The app's way: backfill, then closed steps over REST as they close; connections are
+    dropped for a while (several steps pass). The steps received, joined to the initial
+    backfill, must equal one uninterrupted backfill of the whole span, and so must the
+    model's heatmap. Live 1-minute klines must agree with what REST serves for them."""
+    from liqtui.model import build_heatmap
+
+    sym = "BTCUSDT"
+    async with BinanceRest(sim.rest_url) as rest:
+        initial = await rest.backfill(sym, lookback_ms=DAY // 2)
+    async with Feed(sim, (sym,), stale_timeout_s=0.5) as f:
+        f.live.steps_from(sym, initial.end)
+        await until(lambda: f.state is FeedState.LIVE and len(f.steps) >= 2, what="live steps")
+        # an outage: connections dropped, and the ones that get through carry no data, for
+        # three steps (the feed keeps reconnecting and replacing stale sockets meanwhile)
+        sim.faults.update(drop_every_s=0.3, silent=True)
+        t_end = market.now_ms() + 3 * STEP
+        await until(lambda: market.now_ms() >= t_end and f.live.counters["reconnects"] >= 2,
+                    what="an outage of three steps")
+        sim.faults.update(drop_every_s=None, silent=False)
+        await until(lambda: f.gaps and f.states()[-1] is FeedState.LIVE, what="gap, LIVE")
+        gap_end = f.gaps[-1].end_ms
+        await until(lambda: f.steps and f.steps[-1].end > gap_end + STEP, what="steps past the gap")
+        live_minutes = {b.time: b for b in f.of(Bar, sym) if b.closed}
+    got = _concat([initial, *f.steps])
+    t = got["time"]
+    assert np.all(np.diff(t) == STEP), "the closed steps have a gap or a duplicate"
+    assert len(f.gaps) == 1 and f.gaps[0].end_ms - f.gaps[0].start_ms >= 2 * STEP  # ≥ 1 whole step
+    async with BinanceRest(sim.rest_url) as rest:
+        ref = await rest.backfill(sym, int(t[0]), int(t[-1]) + STEP)
+        m1 = await rest.backfill(sym, min(live_minutes), max(live_minutes) + MIN, interval_ms=MIN)
+    assert set(ref) == set(got)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    hm, hm_ref = build_heatmap(got), build_heatmap(ref)
+    np.testing.assert_array_equal(hm.columns, hm_ref.columns)
+    assert hm.levels(10) == hm_ref.levels(10)
+    # the live klines (the provisional column's input) are what REST serves again
+    rows = {int(t): i for i, t in enumerate(m1["time"])}
+    for t0, b in live_minutes.items():
+        i = rows[t0]
+        assert (b.open, b.high, b.low, b.close, b.volume) == (
+            m1["open"][i], m1["high"][i], m1["low"][i], m1["close"][i], m1["volume"][i])
+        assert math.isclose(b.quote_volume, m1["quote_volume"][i])
