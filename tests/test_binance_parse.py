@@ -21,10 +21,11 @@ from liqtui.feeds.binance_parse import (
 )
 from liqtui.feeds.events import Bar, Liquidation, MarkPrice, Trade
 
-FIX = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real" / "binance"
+# real recorded frames, copied with their provenance from ../shared/fixtures/real/
+FIX = Path(__file__).resolve().parent / "fixtures" / "real" / "binance"
 WS_FILE = FIX / "cryptofeed_usdm_ws_combined_2021-07-22.jsonl"
 FORCE_FILE = FIX / "forceOrder_frames_real.jsonl"
-needs_fixtures = pytest.mark.skipif(not FIX.is_dir(), reason=f"fixtures not found at {FIX}")
+assert FIX.is_dir(), f"the real fixtures are missing: {FIX}"
 
 
 def _raw_frames(path):
@@ -41,7 +42,6 @@ def one(frame, counters=None):
 # ---------------------------------------------------------------------------- real frames
 
 
-@needs_fixtures
 def test_documented_aggtrade_frame():
     ev = one('{"stream":"ctkusdt@aggTrade","data":{"e":"aggTrade","E":1626992741575,'
              '"a":16599292,"s":"CTKUSDT","p":"1.01100","q":"10","f":23961322,"l":23961322,'
@@ -49,7 +49,6 @@ def test_documented_aggtrade_frame():
     assert ev == Trade("binance", "CTKUSDT", 1626992741421, 16599292, 1.011, 10.0, True)
 
 
-@needs_fixtures
 def test_every_recorded_ws_frame():
     """All 188 frames: 91 aggTrade and 67 kline_1m become events; depth and bookTicker are
     counted as unknown. Expected values are read from the raw JSON field by field."""
@@ -78,7 +77,6 @@ def test_every_recorded_ws_frame():
     assert c == {"frames": 188, "events": 158, "malformed": 0, "unknown": 30, "replies": 0}
 
 
-@needs_fixtures
 def test_recorded_closed_kline():
     raw = next(f for f in _raw_frames(WS_FILE)
                if '"sushiusdt@kline_1m"' in f and '"x":true' in f)
@@ -103,7 +101,6 @@ FORCE_EXPECTED = [
 ]
 
 
-@needs_fixtures
 @pytest.mark.parametrize("i", range(5))
 def test_every_recorded_force_order(i):
     frames = _raw_frames(FORCE_FILE)
@@ -278,7 +275,6 @@ def test_wrong_types_never_raise(tpl, data, value):
 # ---------------------------------------------------------------------------- REST bodies
 
 
-@needs_fixtures
 def test_exchange_info_fixture():
     body = json.loads((FIX / "cryptofeed_rest_exchangeInfo_2021-07-22_trimmed.json").read_text())
     syms, weight = parse_exchange_info(body["body"])
@@ -290,7 +286,6 @@ def test_exchange_info_fixture():
     assert syms["KEEPUSDT"].onboard_ms == 1624172400000
 
 
-@needs_fixtures
 def test_rest_examples_fixture():
     doc = json.loads((FIX / "rest_examples_captured_in_docs.json").read_text())
     rows = parse_klines(doc["klines_BTCUSDT_5m_limit2"]["body"])

@@ -141,8 +141,8 @@ def test_gap_bar_window():
 
 # ============================================================================ the simulator
 
-sim_market = pytest.importorskip("liqtui.sim.market")
-sim_server = pytest.importorskip("liqtui.sim.server")
+import liqtui.sim.market as sim_market  # noqa: E402
+import liqtui.sim.server as sim_server  # noqa: E402
 
 
 LISTED = 1_569_398_400_000  # BTCUSDT's real onboardDate (2019-09-25)
