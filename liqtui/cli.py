@@ -183,6 +183,19 @@ def _parse_faults(spec: str):
     return faults
 
 
+def _sim_cache():
+    """The user cache directory for the sim's generated history, or None if unusable."""
+    from pathlib import Path
+
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = root / "liqtui" / "sim"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
 def cmd_sim(args) -> int:
     import asyncio
     import signal
@@ -201,7 +214,7 @@ def cmd_sim(args) -> int:
 
     try:
         market = Market(args.symbols, args.seed, history_days=args.history_days,
-                        time_scale=args.time_scale, regime=args.regime)
+                        time_scale=args.time_scale, regime=args.regime, cache_dir=_sim_cache())
     except ValueError as e:
         return _error(str(e))
 
