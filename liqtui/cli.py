@@ -74,28 +74,35 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--json", action="store_true", help="print a JSON document (schema 1)")
     io.add_argument("--config", metavar="FILE", help="config file (TOML)")
 
-    m = lv.add_argument_group("model (LQ-1)")
-    flag = {o.key: o.flag for o in OPTIONS.values()}
-    m.add_argument(flag["leverages"], metavar="LIST", help="tier leverages (default 5,10,25,50,100)")
-    m.add_argument(flag["weights"], metavar="LIST",
-                   help="tier weights summing to 1 (default 0.1,0.25,0.3,0.2,0.15)")
-    m.add_argument(flag["tier_filter"], metavar="all|high|low|LIST",
-                   help="show tiers: all, high (≥ 25x), low (≤ 10x) or a list of leverages")
-    m.add_argument(flag["side_filter"], metavar="both|long|short", help="show sides (default both)")
-    m.add_argument(flag["bin_width"], metavar="W",
-                   help="price bin width, 1-2-5 series (default auto: ~0.05%% of price)")
-    m.add_argument(flag["tick_size"], metavar="T", help="venue tick; the auto bin width is never below it")
-    m.add_argument(flag["alpha"], metavar="A", help="taker-share sensitivity in [0, 1] (default 1)")
-    m.add_argument(flag["entry_spread"], action=argparse.BooleanOptionalAction, default=None,
-                   help="spread entries over low/VWAP/high (default off)")
-    m.add_argument(flag["both_sides"], action=argparse.BooleanOptionalAction, default=None,
-                   help="each side receives the full net open interest (default off)")
-    m.add_argument(flag["half_life"], metavar="DURATION",
-                   help="decay half-life such as 12h, 30m, 2d, or off (default off)")
-    m.add_argument(flag["seed"], action=argparse.BooleanOptionalAction, default=None,
-                   help="start from the first open interest instead of empty (default off)")
-    m.add_argument(flag["threshold"], metavar="θ",
-                   help="colour threshold in (0, 1]: full yellow at θ × the largest bin (default 0.85)")
+    _add_model_args(lv)
+
+    wt = sub.add_parser(
+        "watch",
+        help="follow one symbol live, headless: feed states, liquidations, levels",
+        description="Backfill the lookback over REST, print the estimated levels, then follow the\n"
+        "venue live: feed states, realized liquidations, a status line with the provisional\n"
+        "newest column every few seconds, and the levels again at every closed step. Plain\n"
+        "lines (no screen control): fine in a pipe, a log or a tmux pane.",
+        epilog="example:\n  liqtui watch --symbol BTCUSDT --range 3d --every 15\n"
+        "  liqtui watch --symbol BTCUSDT --rest-url http://127.0.0.1:8800 --ws-url ws://127.0.0.1:8800",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    wt.set_defaults(handler=cmd_watch)
+    wt.add_argument("--symbol", required=True, metavar="SYMBOL", help="perpetual, e.g. BTCUSDT")
+    wt.add_argument("--venue", choices=VENUES, default="binance", help="venue (default binance)")
+    wt.add_argument("--range", choices=list(RANGES), default="24h",
+                    help="lookback the model runs over (default 24h)")
+    wt.add_argument("--top", type=_positive_int, default=5, metavar="N",
+                    help="levels printed at each closed step (default 5)")
+    wt.add_argument("--every", type=_positive_float, default=10.0, metavar="S",
+                    help="seconds between status lines (default 10)")
+    wt.add_argument("--duration", type=_positive_float, default=None, metavar="S",
+                    help="stop after S seconds (default: until Ctrl-C)")
+    wt.add_argument("--rest-url", metavar="URL", help="REST base URL (env LIQTUI_BINANCE_REST_URL)")
+    wt.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (env LIQTUI_BINANCE_WS_URL)")
+    wt.add_argument("--config", metavar="FILE", help="config file (TOML)")
+    _add_model_args(wt)
+
     sm = sub.add_parser(
         "sim",
         help="run the simulated exchange (Binance USDⓈ-M protocol on loopback)",
@@ -125,6 +132,31 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--fidelity", action="store_true",
                     help="score the model against the simulated traders' true map and exit")
     return parser
+
+
+def _add_model_args(p) -> None:
+    m = p.add_argument_group("model (LQ-1)")
+    flag = {o.key: o.flag for o in OPTIONS.values()}
+    m.add_argument(flag["leverages"], metavar="LIST", help="tier leverages (default 5,10,25,50,100)")
+    m.add_argument(flag["weights"], metavar="LIST",
+                   help="tier weights summing to 1 (default 0.1,0.25,0.3,0.2,0.15)")
+    m.add_argument(flag["tier_filter"], metavar="all|high|low|LIST",
+                   help="show tiers: all, high (≥ 25x), low (≤ 10x) or a list of leverages")
+    m.add_argument(flag["side_filter"], metavar="both|long|short", help="show sides (default both)")
+    m.add_argument(flag["bin_width"], metavar="W",
+                   help="price bin width, 1-2-5 series (default auto: ~0.05%% of price)")
+    m.add_argument(flag["tick_size"], metavar="T", help="venue tick; the auto bin width is never below it")
+    m.add_argument(flag["alpha"], metavar="A", help="taker-share sensitivity in [0, 1] (default 1)")
+    m.add_argument(flag["entry_spread"], action=argparse.BooleanOptionalAction, default=None,
+                   help="spread entries over low/VWAP/high (default off)")
+    m.add_argument(flag["both_sides"], action=argparse.BooleanOptionalAction, default=None,
+                   help="each side receives the full net open interest (default off)")
+    m.add_argument(flag["half_life"], metavar="DURATION",
+                   help="decay half-life such as 12h, 30m, 2d, or off (default off)")
+    m.add_argument(flag["seed"], action=argparse.BooleanOptionalAction, default=None,
+                   help="start from the first open interest instead of empty (default off)")
+    m.add_argument(flag["threshold"], metavar="θ",
+                   help="colour threshold in (0, 1]: full yellow at θ × the largest bin (default 0.85)")
 
 
 def _port(s: str) -> int:
@@ -319,6 +351,31 @@ def _progress_printer():
             sys.stderr.write(f"\rbackfilling … {100 * done // total:3d} %")
         sys.stderr.flush()
     return show
+
+
+def cmd_watch(args) -> int:
+    import asyncio
+
+    try:
+        settings = load_settings(_flags(args), config_path=args.config)
+        params = settings.model_params()
+    except ConfigError as e:
+        return _error(str(e))
+    from .feeds import BannedError, RestError, UnknownSymbolError
+    from .feeds.binance import DEFAULT_REST_URL, DEFAULT_WS_URL
+    from .watch import Watch
+
+    rest_url = args.rest_url or os.environ.get("LIQTUI_BINANCE_REST_URL") or DEFAULT_REST_URL
+    ws_url = args.ws_url or os.environ.get("LIQTUI_BINANCE_WS_URL") or DEFAULT_WS_URL
+    args.symbol, args.lookback_ms = args.symbol.upper(), RANGES[args.range]
+    try:
+        watch = Watch(args, params, settings.threshold, rest_url, ws_url)
+        return asyncio.run(watch.run())
+    except (UnknownSymbolError, ValueError) as e:  # an unknown symbol, a malformed URL
+        return _error(str(e))
+    except (BannedError, RestError, OSError, asyncio.TimeoutError) as e:
+        print(f"liqtui: error: {args.venue} at {rest_url}: {e or type(e).__name__}", file=sys.stderr)
+        return 1
 
 
 def cmd_levels(args) -> int:
