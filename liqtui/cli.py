@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--rest-url", metavar="URL", help="REST base URL (env LIQTUI_BINANCE_REST_URL)")
     wt.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (env LIQTUI_BINANCE_WS_URL)")
     wt.add_argument("--config", metavar="FILE", help="config file (TOML)")
+    fd = wt.add_argument_group("feed timers ([feeds] in the config file)")
+    fd.add_argument("--stale-timeout", metavar="DURATION",
+                    help="no data frame for this long: reconnect (default 30s)")
+    fd.add_argument("--backoff-cap", metavar="DURATION",
+                    help="longest wait between reconnects (default 30s)")
+    fd.add_argument("--oi-poll", metavar="DURATION", help="open-interest poll period (default 5s)")
+    fd.add_argument("--reconnect-after", metavar="DURATION",
+                    help="reconnect before the venue's 24 h cut (default 23h50m)")
     _add_model_args(wt)
 
     sm = sub.add_parser(
@@ -278,7 +286,7 @@ def cmd_sim(args) -> int:
 
 def _flags(args) -> dict:
     """The option values given on the command line, keyed like the config."""
-    return {k: getattr(args, o.flag[2:].replace("-", "_")) for k, o in OPTIONS.items()}
+    return {k: getattr(args, o.flag[2:].replace("-", "_"), None) for k, o in OPTIONS.items()}
 
 
 def _error(msg: str) -> int:
@@ -359,6 +367,7 @@ def cmd_watch(args) -> int:
     try:
         settings = load_settings(_flags(args), config_path=args.config)
         params = settings.model_params()
+        feed_settings = settings.feed_settings()
     except ConfigError as e:
         return _error(str(e))
     from .feeds import BannedError, RestError, UnknownSymbolError
@@ -369,7 +378,7 @@ def cmd_watch(args) -> int:
     ws_url = args.ws_url or os.environ.get("LIQTUI_BINANCE_WS_URL") or DEFAULT_WS_URL
     args.symbol, args.lookback_ms = args.symbol.upper(), RANGES[args.range]
     try:
-        watch = Watch(args, params, settings.threshold, rest_url, ws_url)
+        watch = Watch(args, params, settings.threshold, rest_url, ws_url, feed_settings)
         return asyncio.run(watch.run())
     except (UnknownSymbolError, ValueError) as e:  # an unknown symbol, a malformed URL
         return _error(str(e))

@@ -148,6 +148,16 @@ def _half_life(v):
         raise _Bad from None
 
 
+def _seconds(v):
+    """A duration such as '30s', '2m', '23h50m' -> seconds (a bare number is ambiguous)."""
+    if not isinstance(v, str):
+        raise _Bad
+    try:
+        return parse_duration(v) / 1000.0
+    except ValueError:
+        raise _Bad from None
+
+
 @dataclass(frozen=True)
 class Option:
     table: str
@@ -186,9 +196,21 @@ OPTIONS = {
         Option("model", "seed", "LIQTUI_SEED", "--seed", _boolean, "true or false"),
         Option("colour", "threshold", "LIQTUI_THRESHOLD", "--threshold",
                lambda v: _number(v, lambda x: 0 < x <= 1), "a number in (0, 1], e.g. 0.85"),
+        # feed timers (FeedSettings); the rest of FeedSettings keeps the venue's own numbers
+        Option("feeds", "stale_timeout", "LIQTUI_STALE_TIMEOUT", "--stale-timeout", _seconds,
+               "a duration such as 30s or 2m (no data frame for this long: reconnect)"),
+        Option("feeds", "backoff_cap", "LIQTUI_BACKOFF_CAP", "--backoff-cap", _seconds,
+               "a duration such as 30s (the longest wait between reconnects)"),
+        Option("feeds", "oi_poll", "LIQTUI_OI_POLL", "--oi-poll", _seconds,
+               "a duration such as 5s (how often open interest is polled)"),
+        Option("feeds", "reconnect_after", "LIQTUI_RECONNECT_AFTER", "--reconnect-after", _seconds,
+               "a duration such as 23h50m (reconnect before the venue's 24 h cut)"),
     )
 }
-TABLES = {t: [o.key for o in OPTIONS.values() if o.table == t] for t in ("model", "colour")}
+TABLES = {t: [o.key for o in OPTIONS.values() if o.table == t] for t in ("model", "colour", "feeds")}
+# config key -> FeedSettings name
+_FEED_NAME = {"stale_timeout": "stale_timeout_s", "backoff_cap": "backoff_cap_s",
+              "oi_poll": "oi_poll_s", "reconnect_after": "max_connection_age_s"}
 # config key -> ModelParams name, where they differ
 _PARAM_NAME = {"half_life": "half_life_ms"}
 
@@ -221,6 +243,19 @@ class Settings:
         except ValueError as e:
             origin = ", ".join(f"{k} from {self.sources[k]}" for k in self.values if k != "threshold")
             raise ConfigError(f"{e}" + (f" ({origin})" if origin else "")) from None
+
+
+    def feed_settings(self):
+        """Validated ``FeedSettings`` with the timers someone set."""
+        from liqtui.feeds.settings import FeedSettings
+
+        kw = {_FEED_NAME[k]: v for k, v in self.values.items() if OPTIONS[k].table == "feeds"}
+        if "backoff_cap_s" in kw:  # a cap below the default first delay lowers the first delay
+            kw.setdefault("backoff_base_s", min(FeedSettings.backoff_base_s, kw["backoff_cap_s"]))
+        try:
+            return FeedSettings(**kw)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 def default_config_path(env=None) -> Path:

@@ -17,6 +17,7 @@ import time
 from .feeds import BinanceLive, BinanceRest
 from .feeds.events import FeedStatus, Liquidation, MarkPrice
 from .feeds.series import SymbolSeries
+from .feeds.settings import FeedSettings
 from .report import levels_text, usd, utc
 
 
@@ -25,8 +26,10 @@ def _hm(ms: int) -> str:
 
 
 class Watch:
-    def __init__(self, args, params, threshold: float, rest_url: str, ws_url: str, out=sys.stdout):
+    def __init__(self, args, params, threshold: float, rest_url: str, ws_url: str,
+                 settings: FeedSettings | None = None, out=sys.stdout):
         self.args, self.threshold, self.out = args, threshold, out
+        self.settings = settings or FeedSettings()
         self.rest_url, self.ws_url = rest_url, ws_url
         self.series = SymbolSeries(args.symbol, params, args.lookback_ms)
         self.live: BinanceLive | None = None
@@ -102,7 +105,7 @@ class Watch:
         self.say(f"liqtui watch: {args.symbol} · Binance USDⓈ-M · lookback {args.range} · "
                  f"REST {self.rest_url} · WS {self.ws_url}")
         t0 = time.perf_counter()
-        rest = BinanceRest(self.rest_url)
+        rest = BinanceRest(self.rest_url, settings=self.settings)
         try:
             info = await rest.symbol(args.symbol)
             bf = await rest.backfill(info.symbol, lookback_ms=args.lookback_ms)
@@ -119,7 +122,7 @@ class Watch:
         self.levels()
 
         self.live = BinanceLive(self.ws_url, [info.symbol], rest_url=self.rest_url,
-                                on_event=self.on_event, on_status=self.on_status,
+                                settings=self.settings, on_event=self.on_event, on_status=self.on_status,
                                 on_steps=self.on_steps)
         self.live.steps_from(info.symbol, bf.end)
         stop = asyncio.Event()

@@ -139,3 +139,29 @@ def test_cross_field_mistakes_name_where_the_settings_came_from(tmp_path):
     assert "weights from --weights" in msg and f"leverages from config {p}" in msg
     with pytest.raises(ConfigError, match="not tiers: 3"):
         load_settings({"tier_filter": "3"}, env={}).model_params()
+
+
+def test_feed_timers_from_file_env_and_flag(tmp_path, isolated_env):
+    from liqtui.feeds.settings import FeedSettings
+
+    path = toml(tmp_path / "c.toml", '[feeds]\nstale_timeout = "45s"\noi_poll = "10s"\n'
+                                     'reconnect_after = "23h"\n')
+    s = load_settings({"oi_poll": "2s"}, env={"LIQTUI_BACKOFF_CAP": "1m"}, config_path=path)
+    fs = s.feed_settings()
+    assert isinstance(fs, FeedSettings)
+    assert (fs.stale_timeout_s, fs.oi_poll_s, fs.backoff_cap_s) == (45.0, 2.0, 60.0)
+    assert fs.max_connection_age_s == 23 * 3600
+    assert s.sources["oi_poll"] == "--oi-poll"
+    # unset timers keep the venue-tuned defaults
+    assert fs.rest_timeout_s == FeedSettings().rest_timeout_s
+    # a cap below the default first delay lowers the first delay instead of failing
+    low = load_settings({"backoff_cap": "500ms"}, env={}).feed_settings()
+    assert low.backoff_cap_s == 0.5 and low.backoff_base_s == 0.5
+
+
+@pytest.mark.parametrize("text", ['[feeds]\nstale_timeout = 30\n', '[feeds]\noi_poll = "soon"\n',
+                                  '[feeds]\nstale = "30s"\n'])
+def test_bad_feed_timers_are_named(tmp_path, isolated_env, text):
+    path = toml(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError, match=r"\[feeds\]"):
+        load_settings({}, env={}, config_path=path)
