@@ -29,6 +29,47 @@ examples:
 """
 
 
+APP_EPILOG = """\
+examples:
+  liqtui                                  BTCUSDT live, 24h shown, 30 days modelled
+  liqtui --symbol ETHUSDT --range 3d
+  liqtui --demo                           offline, the simulated exchange in-process
+  liqtui --colors 256 --log /tmp/liqtui.log
+
+Keys: ? in the app (remap them in the [keys] table of the config file). Settings: defaults <
+config file (~/.config/liqtui/config.toml: [model] [colour] [feeds] [ui] [keys]) < LIQTUI_*
+environment < flags.
+"""
+
+COLOR_SYSTEMS = {"auto": None, "truecolor": "truecolor", "256": "256", "16": "standard"}
+
+
+def _add_app_args(p) -> None:
+    a = p.add_argument_group("the live view (no command)")
+    a.add_argument("--demo", action="store_true",
+                   help="run offline against the simulated exchange, started in-process")
+    a.add_argument("--symbol", metavar="SYMBOL", help="perpetual to show first (default BTCUSDT)")
+    a.add_argument("--watchlist", metavar="LIST",
+                   help="assets for ] [ and 1…9 (default BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT,DOGEUSDT)")
+    a.add_argument("--range", metavar="RANGE", help="displayed range: 12h, 24h, 3d, 7d, 30d "
+                   "(default 24h; < > in the app)")
+    a.add_argument("--lookback", metavar="DURATION",
+                   help="what the model runs over, up to 30d (default 30d)")
+    a.add_argument("--colors", choices=list(COLOR_SYSTEMS), default="auto",
+                   help="colour depth (default auto; NO_COLOR is honoured)")
+    a.add_argument("--local-time", action="store_true", help="time axis in local time (default UTC)")
+    a.add_argument("--log", metavar="FILE", help="write what the feeds do to FILE")
+    a.add_argument("--rest-url", metavar="URL", help="REST base URL (env LIQTUI_BINANCE_REST_URL)")
+    a.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (env LIQTUI_BINANCE_WS_URL)")
+    a.add_argument("--config", metavar="FILE", help="config file (TOML)")
+    a.add_argument("--demo-days", type=_positive_float, default=2.0, metavar="D",
+                   help="--demo: days of simulated history (default 2)")
+    a.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="X",
+                   help="--demo: simulated seconds per real second (default 1)")
+    a.add_argument("--demo-seed", type=int, default=1, metavar="N", help="--demo: market seed")
+    _add_model_args(p)
+
+
 def _positive_int(s: str) -> int:
     try:
         n = int(s)
@@ -42,9 +83,14 @@ def _positive_int(s: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liqtui",
-        description="Estimated crypto liquidation levels and heatmap in the terminal.",
+        description="Estimated crypto liquidation levels and heatmap in the terminal.\n"
+        "Without a command: the live heatmap (Binance USDⓈ-M; --demo: offline, against the "
+        "simulated exchange).",
+        epilog=APP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"liqtui {__version__}")
+    _add_app_args(parser)
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 
     lv = sub.add_parser(
@@ -286,7 +332,100 @@ def cmd_sim(args) -> int:
 
 def _flags(args) -> dict:
     """The option values given on the command line, keyed like the config."""
-    return {k: getattr(args, o.flag[2:].replace("-", "_"), None) for k, o in OPTIONS.items()}
+    app = getattr(args, "command", None) is None
+    return {k: getattr(args, o.flag[2:].replace("-", "_"), None) for k, o in OPTIONS.items()
+            if app or o.table != "ui"}
+
+
+def cmd_app(args) -> int:
+    """The live heatmap (Textual). Textual is imported only after the colour depth is set."""
+    import logging
+    import time
+
+    started = time.monotonic()
+
+    system = COLOR_SYSTEMS[args.colors]
+    if system is not None:
+        os.environ["TEXTUAL_COLOR_SYSTEM"] = system
+    try:
+        settings = load_settings(_flags(args), config_path=args.config)
+        params = settings.model_params()
+        feed_settings = settings.feed_settings()
+    except ConfigError as e:
+        return _error(str(e))
+    symbol = (args.symbol or settings.watchlist[0]).strip().upper()
+    if not symbol.isalnum():
+        return _error(f"--symbol {args.symbol!r} is not accepted, expected a symbol like BTCUSDT")
+    from .config import UI_RANGES
+
+    range_name = settings.values.get("range", "24h")
+    lookback = settings.values.get("lookback", 30 * 86_400_000)
+    if UI_RANGES[range_name] > lookback:
+        lookback = UI_RANGES[range_name]
+    from .feeds.binance import DEFAULT_REST_URL, DEFAULT_WS_URL, check_base_url
+
+    try:
+        rest_url = check_base_url(args.rest_url or os.environ.get("LIQTUI_BINANCE_REST_URL")
+                                  or DEFAULT_REST_URL, ("http", "https"), "--rest-url")
+        ws_url = check_base_url(args.ws_url or os.environ.get("LIQTUI_BINANCE_WS_URL")
+                                or DEFAULT_WS_URL, ("ws", "wss"), "--ws-url")
+    except ValueError as e:
+        return _error(str(e))
+    try:
+        from .ui.keys import keymap
+
+        keys = keymap(settings.keys)
+    except ConfigError as e:
+        return _error(str(e))
+
+    logger = logging.getLogger("liqtui")
+    logger.propagate = False  # nothing may print on the terminal the UI owns
+    logger.handlers[:] = [logging.NullHandler()]
+    if args.log:
+        try:
+            handler = logging.FileHandler(args.log, encoding="utf-8")
+        except OSError as e:
+            return _error(f"--log {args.log}: cannot write ({e.strerror or e})")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+
+    from .ui.app import AppOptions, LiqApp
+
+    wl = settings.watchlist
+    opts = AppOptions(
+        symbol=symbol, watchlist=wl if symbol in wl else (symbol, *wl), range_name=range_name,
+        lookback_ms=lookback, params=params, threshold=settings.threshold, rest_url=rest_url,
+        ws_url=ws_url, feed_settings=feed_settings, keymap=keys, demo=args.demo,
+        demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
+        demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
+        local_time=args.local_time, started=started)
+    if args.demo and lookback > args.demo_days * 86_400_000:
+        opts.lookback_ms = int(args.demo_days * 86_400_000)
+        if UI_RANGES[range_name] > opts.lookback_ms:
+            opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
+    logger.info("liqtui %s starting: %s %s", __version__, "demo" if args.demo else rest_url, symbol)
+    if args.demo:
+        # built before Textual starts its threads: a cold build forks worker processes
+        from .sim.market import CATALOGUE, Market
+        from .ui.controller import demo_symbols
+
+        if symbol not in CATALOGUE:
+            return _error(f"--symbol {symbol}: the simulated exchange does not list it; "
+                          f"--demo serves {', '.join(sorted(CATALOGUE))}")
+
+        if sys.stderr.isatty():
+            print("liqtui: preparing the simulated market…", file=sys.stderr, flush=True)
+        try:
+            opts.demo_market = Market(demo_symbols(opts.watchlist), args.demo_seed,
+                                      history_days=args.demo_days, time_scale=args.demo_speed,
+                                      cache_dir=opts.demo_cache_dir)
+        except ValueError as e:
+            return _error(str(e))
+        logger.info("demo market ready in %.2f s (cached: %s)", time.monotonic() - started,
+                    ", ".join(opts.demo_market.cache_hits) or "none")
+    LiqApp(opts).run()
+    return 0
 
 
 def _error(msg: str) -> int:
@@ -435,14 +574,9 @@ def cmd_levels(args) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        print(
-            "liqtui: the live heatmap is not built yet (it comes in a later release).\n"
-            "For now, `liqtui levels` prints estimated liquidation levels from Binance data "
-            "dumps: see `liqtui levels --help`."
-        )
-        return 0
     try:
+        if args.command is None:
+            return cmd_app(args)
         return args.handler(args)
     except BrokenPipeError:  # e.g. `liqtui levels … | head`: stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)

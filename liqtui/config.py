@@ -14,6 +14,14 @@ The config file is ``--config FILE``, else ``$LIQTUI_CONFIG``, else
     [colour]
     threshold = 0.85
 
+    [ui]
+    watchlist = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"]
+    range = "24h"              # the displayed range: 12h, 24h, 3d, 7d or 30d
+    lookback = "30d"           # what the model runs over (a duration, up to 30d)
+
+    [keys]                     # binding id = "key" or "key1,key2" (see the help screen, ?)
+    next_asset = "n"
+
 Model settings left unset fall through to ``ModelParams``'s own defaults, so there is one place
 that defines them. Kept free of numpy so that importing it costs nothing.
 """
@@ -148,6 +156,41 @@ def _half_life(v):
         raise _Bad from None
 
 
+def _symbol_list(v):
+    items = v.split(",") if isinstance(v, str) else v
+    if not isinstance(items, (list, tuple)) or not items:
+        raise _Bad
+    out = []
+    for x in items:
+        if not isinstance(x, str) or not x.strip().isalnum():
+            raise _Bad
+        out.append(x.strip().upper())
+    return tuple(dict.fromkeys(out))
+
+
+UI_RANGES = {"12h": 12 * 3_600_000, "24h": 24 * 3_600_000, "3d": 3 * 86_400_000,
+             "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
+MAX_LOOKBACK_MS = 30 * 86_400_000
+
+
+def _range(v):
+    if isinstance(v, str) and v.strip().lower() in UI_RANGES:
+        return v.strip().lower()
+    raise _Bad
+
+
+def _lookback(v):
+    if not isinstance(v, str):
+        raise _Bad
+    try:
+        ms = parse_duration(v)
+    except ValueError:
+        raise _Bad from None
+    if not (3_600_000 <= ms <= MAX_LOOKBACK_MS):
+        raise _Bad
+    return ms
+
+
 def _seconds(v):
     """A duration such as '30s', '2m', '23h50m' -> seconds (a bare number is ambiguous)."""
     if not isinstance(v, str):
@@ -205,9 +248,18 @@ OPTIONS = {
                "a duration such as 5s (how often open interest is polled)"),
         Option("feeds", "reconnect_after", "LIQTUI_RECONNECT_AFTER", "--reconnect-after", _seconds,
                "a duration such as 23h50m (reconnect before the venue's 24 h cut)"),
+        # the terminal UI
+        Option("ui", "watchlist", "LIQTUI_WATCHLIST", "--watchlist", _symbol_list,
+               "a list of symbols, e.g. BTCUSDT,ETHUSDT"),
+        Option("ui", "range", "LIQTUI_RANGE", "--range", _range, "12h, 24h, 3d, 7d or 30d"),
+        Option("ui", "lookback", "LIQTUI_LOOKBACK", "--lookback", _lookback,
+               "a duration from 1h to 30d, e.g. 30d, 7d, 36h"),
     )
 }
-TABLES = {t: [o.key for o in OPTIONS.values() if o.table == t] for t in ("model", "colour", "feeds")}
+TABLES = {t: [o.key for o in OPTIONS.values() if o.table == t]
+          for t in ("model", "colour", "feeds", "ui")}
+TABLES["keys"] = []  # binding id -> keys; the ids are the UI's (validated by liqtui.ui.keys)
+DEFAULT_WATCHLIST = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
 # config key -> FeedSettings name
 _FEED_NAME = {"stale_timeout": "stale_timeout_s", "backoff_cap": "backoff_cap_s",
               "oi_poll": "oi_poll_s", "reconnect_after": "max_connection_age_s"}
@@ -223,6 +275,11 @@ class Settings:
     values: dict = field(default_factory=dict)  # key -> parsed value (only keys someone set)
     sources: dict = field(default_factory=dict)  # key -> where the value came from
     config_path: Path | None = None
+    keys: dict = field(default_factory=dict)  # [keys]: binding id -> (keys string, where)
+
+    @property
+    def watchlist(self) -> tuple[str, ...]:
+        return self.values.get("watchlist", DEFAULT_WATCHLIST)
 
     @property
     def threshold(self) -> float:
@@ -241,7 +298,8 @@ class Settings:
         try:
             return ModelParams(**self.model_kwargs())
         except ValueError as e:
-            origin = ", ".join(f"{k} from {self.sources[k]}" for k in self.values if k != "threshold")
+            origin = ", ".join(f"{k} from {self.sources[k]}" for k in self.values
+                               if OPTIONS[k].table == "model")
             raise ConfigError(f"{e}" + (f" ({origin})" if origin else "")) from None
 
 
@@ -307,6 +365,16 @@ def _read_file(settings: Settings, path: Path) -> None:
         if table not in TABLES:
             hint = _did_you_mean(table, TABLES)
             raise ConfigError(f"config {path}: unknown table [{table}]{hint}; accepted tables: {tables}")
+        if table == "keys":
+            for key, raw in body.items():
+                where = f"config {path}: [keys] {key}"
+                if isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
+                    raw = ",".join(raw)
+                if not isinstance(raw, str) or not raw.strip():
+                    raise ConfigError(f"{where} is {_toml_repr(raw)!r}, expected a key such as "
+                                      f'"n" or "ctrl+n", or several: "n,f2"')
+                settings.keys[key] = (raw, where)
+            continue
         for key, raw in body.items():
             if key not in TABLES[table]:
                 hint = _did_you_mean(key, TABLES[table])

@@ -65,16 +65,19 @@ def test_version_and_help(capsys):
     assert "levels" in out and "usage: liqtui" in out
 
 
-def test_no_command_says_the_live_view_is_not_built_yet(capsys):
-    rc, out, err = run(capsys)
-    assert rc == 0 and "not built yet" in out and "liqtui levels --help" in out
+def test_no_command_is_the_live_view(capsys):
+    # the app itself is tested in tests/test_ui_app.py and tests/test_ui_e2e.py
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "--demo" in out and "--colors" in out and "live heatmap" in out
 
 
 def test_help_and_version_import_nothing_heavy():
     code = (
         "import sys\n"
         "from liqtui.cli import main\n"
-        "for argv in (['--help'], ['--version'], ['levels', '--help'], []):\n"
+        "for argv in (['--help'], ['--version'], ['levels', '--help']):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"

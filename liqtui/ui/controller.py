@@ -1,0 +1,387 @@
+"""Feeds and model for the app, without Textual: the same path as ``liqtui watch``.
+
+Per asset: backfill the displayed range first (so the first heatmap paints quickly), then the
+rest of the lookback, then follow the venue live (``BinanceLive`` with ``steps_from``,
+``on_steps``, ``on_event``, ``on_status``) into a ``SymbolSeries``. The current asset and the
+most recently viewed ones stay live; older ones are stopped (their data is kept, and a later
+switch back fetches only the missing steps). Filters rebuild the model in a thread.
+
+Every failure becomes a state on the ``AssetFeed`` (the header shows it); nothing raises into
+the UI. Callbacks run on the event loop; the app polls ``version``/``tick`` counters at its
+own redraw rate, so bursts of events coalesce for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..feeds import BinanceLive, BinanceRest
+from ..feeds.binance import RestError, UnknownSymbolError
+from ..feeds.events import FeedState, FeedStatus, Liquidation, MarkPrice, OpenInterest, Trade
+from ..feeds.series import SymbolSeries
+from ..feeds.settings import FeedSettings
+from ..model import ModelParams, build_heatmap
+
+log = logging.getLogger("liqtui.feeds")
+DAY = 86_400_000
+
+
+@dataclass
+class FeedEvent:
+    time: int        # local wall ms
+    symbol: str
+    text: str
+
+
+@dataclass
+class AssetFeed:
+    symbol: str
+    series: SymbolSeries
+    phase: str = "waiting"          # waiting, backfilling, ready, error
+    error: str = ""
+    progress: tuple[int, int] = (0, 0)
+    state: FeedState | None = None
+    reason: str = ""
+    live: BinanceLive | None = None
+    task: asyncio.Task | None = None
+    last_price: float | None = None
+    last_data_ms: int | None = None  # exchange time of the newest data event
+    liquidations: deque = field(default_factory=lambda: deque(maxlen=400))
+    version: int = 0                 # bumps when the heatmap changes (closed steps, filters)
+    tick: int = 0                    # bumps on live data
+    tick_size: float | None = None
+    used: float = 0.0                # monotonic time of the last switch to it
+    live_task: asyncio.Task | None = None
+
+    @property
+    def heatmap(self):
+        return self.series.heatmap
+
+    def open_interest(self) -> OpenInterest | None:
+        return self.live.last_oi.get(self.symbol) if self.live else None
+
+    def forming(self):
+        return self.live.bars.forming(self.symbol) if self.live else None
+
+    def price(self) -> float | None:
+        if self.last_price is not None:
+            return self.last_price
+        hm = self.series.heatmap
+        return None if hm is None else float(hm.reference_price)
+
+    def change_24h(self) -> float | None:
+        """Last price against the close 24 h earlier (closed steps), as a fraction."""
+        st, p = self.series.steps, self.price()
+        if st is None or p is None or not len(st["time"]):
+            return None
+        t = st["time"]
+        i = int(np.searchsorted(t, t[-1] + self.series.step_ms - DAY))
+        if i >= len(t):
+            return None
+        then = float(st["close"][max(i - 1, 0)])
+        return p / then - 1 if then > 0 else None
+
+    def provisional(self):
+        try:
+            return self.series.provisional(self.forming(), self.open_interest())
+        except Exception:  # never let a live-column hiccup reach the UI
+            return None
+
+
+class Controller:
+    def __init__(self, *, rest_url: str, ws_url: str, params: ModelParams, lookback_ms: int,
+                 range_ms: int, settings: FeedSettings | None = None, keep_live: int = 3,
+                 clock=None):
+        self.rest_url, self.ws_url = rest_url, ws_url
+        self.params, self.lookback_ms, self.range_ms = params, lookback_ms, range_ms
+        self.settings = settings or FeedSettings()
+        self.keep_live = keep_live
+        self.clock = clock or (lambda: int(time.time() * 1000))  # the exchange's clock
+        self.feeds: dict[str, AssetFeed] = {}
+        self.events: deque[FeedEvent] = deque(maxlen=200)
+        self.symbols: list[str] = []     # the venue's symbol set, once known
+        self.current: str | None = None
+        self._rest: BinanceRest | None = None
+        self._rebuild: asyncio.Task | None = None
+        self.closed = False
+
+    # ------------------------------------------------------------------ events log
+
+    def note(self, symbol: str, text: str, level=logging.INFO) -> None:
+        self.events.append(FeedEvent(int(time.time() * 1000), symbol, text))
+        log.log(level, "%s %s", symbol, text)
+
+    # ------------------------------------------------------------------ assets
+
+    async def load_symbols(self) -> list[str]:
+        """The venue's perpetuals (for the asset picker); [] on failure."""
+        if self.symbols:
+            return self.symbols
+        try:
+            info = await self._rest_client().exchange_info()
+            self.symbols = sorted(info)
+        except Exception as e:  # noqa: BLE001 - a failure is a note, not a crash
+            self.note("*", f"symbol list unavailable: {e}", logging.WARNING)
+        return self.symbols
+
+    def _rest_client(self) -> BinanceRest:
+        if self._rest is None:
+            self._rest = BinanceRest(self.rest_url, settings=self.settings)
+        return self._rest
+
+    def switch(self, symbol: str) -> AssetFeed:
+        """Make ``symbol`` current: start it if needed, keep the recent ones live."""
+        symbol = symbol.upper()
+        self.current = symbol
+        f = self.feeds.get(symbol)
+        if f is None:
+            f = self.feeds[symbol] = AssetFeed(
+                symbol, SymbolSeries(symbol, self.params, self.lookback_ms))
+        f.used = time.monotonic()
+        if f.task is None or f.task.done():
+            f.task = asyncio.get_running_loop().create_task(self._run(f), name=f"feed-{symbol}")
+        live = sorted((x for x in self.feeds.values() if x.task and not x.task.done()),
+                      key=lambda x: x.used, reverse=True)
+        for old in live[self.keep_live:]:
+            self.note(old.symbol, "stopped (not viewed recently)")
+            old.task.cancel()
+        if f.series.params != self.params and f.series.steps is not None:
+            f.series.rebuild(self.params)
+            f.version += 1
+        return f
+
+    # ------------------------------------------------------------------ one asset
+
+    async def _run(self, f: AssetFeed) -> None:
+        """Backfill then follow; a venue failure is a state and is retried with backoff, so
+        the asset recovers on its own. Only an unknown symbol stops for good."""
+        delay = 2.0
+        while True:
+            try:
+                if f.series.steps is None:
+                    await self._backfill(f)
+                await self._follow(f)
+                if self.closed:
+                    return
+                raise RestError(f"the live feed stopped ({f.reason or 'no reason given'})")
+            except asyncio.CancelledError:
+                if f.live is not None:
+                    await f.live.stop()
+                raise
+            except UnknownSymbolError as e:
+                f.phase, f.error = "error", str(e)
+                f.state, f.reason = FeedState.ERROR, str(e)
+                self.note(f.symbol, f"unknown symbol: {e}", logging.ERROR)
+                f.tick += 1
+                return
+            except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
+                msg = str(e) if isinstance(e, RestError) else f"{type(e).__name__}: {e}"
+                if not isinstance(e, RestError):
+                    log.exception("%s feed failed", f.symbol)
+                f.state, f.reason = FeedState.ERROR, f"{msg} · retrying in {delay:.0f} s"
+                f.error = f.reason
+                if f.series.steps is None:
+                    f.phase = "error"
+                self.note(f.symbol, f"error: {msg}; retrying in {delay:.0f} s", logging.ERROR)
+                f.tick += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                if f.phase == "error":
+                    f.phase, f.error = "waiting", ""
+
+    async def _backfill(self, f: AssetFeed) -> None:
+        f.phase, f.state = "backfilling", FeedState.BACKFILLING
+        rest = BinanceRest(self.rest_url, settings=self.settings)
+        t0 = time.perf_counter()
+
+        def progress(done, total):
+            f.progress = (done, total)
+            f.tick += 1
+
+        try:
+            info = await rest.symbol(f.symbol)
+            f.tick_size = info.tick_size
+            p = self.params
+            if info.tick_size and p.bin_width is None and p.tick_size is None:
+                f.series.params = p.replace(tick_size=info.tick_size)
+            first_span = min(self.range_ms, self.lookback_ms)
+            bf = await rest.backfill(info.symbol, lookback_ms=first_span, progress=progress)
+            for w in bf.warnings:
+                self.note(f.symbol, f"warning: {w}", logging.WARNING)
+            if len(bf["time"]):
+                f.series.extend(bf)
+                f.version += 1
+            f.phase = "ready"
+            self.note(f.symbol, f"backfilled {len(bf['time'])} steps in "
+                                f"{time.perf_counter() - t0:.1f} s")
+            self._live_start(f, bf.end)
+            if self.lookback_ms > first_span:
+                older = await rest.backfill(info.symbol, bf.end - self.lookback_ms, bf.start,
+                                            progress=progress)
+                for w in older.warnings:
+                    self.note(f.symbol, f"warning: {w}", logging.WARNING)
+                if len(older["time"]):
+                    await self._extend_threaded(f, older)
+                self.note(f.symbol, f"lookback complete: {len(f.series.steps['time'])} steps "
+                                    f"in {time.perf_counter() - t0:.1f} s")
+        finally:
+            await rest.close()
+        f.progress = (0, 0)
+
+    async def _extend_threaded(self, f: AssetFeed, steps) -> None:
+        """Merge a big batch off the event loop (the model run is the long part)."""
+        s = f.series
+        probe = SymbolSeries(s.symbol, s.params, s.lookback_ms, s.step_ms)
+        probe.steps = s.steps
+        await asyncio.to_thread(probe.extend, steps)
+        if s.steps is not None and probe.steps is not None and \
+                s.steps["time"][-1] > probe.steps["time"][-1]:
+            probe.extend({k: v for k, v in s.steps.items()})  # live steps arrived meanwhile
+        s.steps, s.heatmap = probe.steps, probe.heatmap
+        f.version += 1
+
+    def _live_start(self, f: AssetFeed, steps_from: int | None) -> None:
+        sym = f.symbol
+
+        def on_status(st: FeedStatus) -> None:
+            f.state, f.reason = st.state, st.reason
+            f.tick += 1
+            self.note(sym, f"{st.state.value}{' · ' + st.reason if st.reason else ''}",
+                      logging.WARNING if st.state in (FeedState.STALE, FeedState.RECONNECTING,
+                                                      FeedState.ERROR, FeedState.BANNED)
+                      else logging.INFO)
+
+        def on_event(ev) -> None:
+            if getattr(ev, "symbol", None) != sym:
+                return
+            if isinstance(ev, Trade):
+                f.last_price = ev.price
+            elif isinstance(ev, MarkPrice):
+                f.series.mark(ev)
+                if f.last_price is None:
+                    f.last_price = ev.price
+            elif isinstance(ev, Liquidation):
+                f.liquidations.append((ev.time, ev.price, ev.side, ev.notional))
+            if f.last_data_ms is None or ev.time > f.last_data_ms:
+                f.last_data_ms = ev.time
+            f.tick += 1
+
+        def on_steps(steps) -> None:
+            t0 = time.perf_counter()
+            added = f.series.extend(steps)
+            f.version += 1
+            self.note(sym, f"closed steps up to {time.strftime('%H:%M', time.gmtime(f.series.end / 1000))} "
+                           f"UTC: {added} new, model rebuilt in {(time.perf_counter() - t0) * 1e3:.0f} ms")
+
+        f.live = BinanceLive(self.ws_url, [sym], rest_url=self.rest_url, settings=self.settings,
+                             on_event=on_event, on_status=on_status, on_steps=on_steps)
+        if steps_from is not None:
+            f.live.steps_from(sym, steps_from)
+        self._spawn_live(f)
+
+    def _spawn_live(self, f: AssetFeed) -> None:
+        live = f.live
+        f.live_task = asyncio.get_running_loop().create_task(live.run(), name=f"live-{f.symbol}")
+
+    async def _follow(self, f: AssetFeed) -> None:
+        if f.live is None or f.live_task is None or f.live_task.done():
+            f.phase = "ready"
+            self._live_start(f, f.series.end)
+        try:
+            await f.live_task
+        finally:
+            f.live and await f.live.stop()
+
+    # ------------------------------------------------------------------ filters
+
+    def set_params(self, params: ModelParams) -> None:
+        self.params = params
+
+    async def rebuild(self, symbol: str) -> None:
+        """Rebuild one asset under the current params, off the event loop."""
+        f = self.feeds.get(symbol)
+        if f is None or f.series.steps is None:
+            if f is not None:
+                f.series.params = self._with_tick(f, self.params)
+            return
+        params = self._with_tick(f, self.params)
+        steps = f.series.steps
+        hm = await asyncio.to_thread(build_heatmap, steps, params)
+        if f.series.steps is steps:
+            f.series.params, f.series.heatmap = params, hm
+        else:  # closed steps arrived meanwhile: rebuild what is there now
+            f.series.rebuild(params)
+        f.version += 1
+
+    def _with_tick(self, f: AssetFeed, p: ModelParams) -> ModelParams:
+        if f.tick_size and p.bin_width is None and p.tick_size is None:
+            return p.replace(tick_size=f.tick_size)
+        return p
+
+    # ------------------------------------------------------------------ stop
+
+    async def close(self) -> None:
+        self.closed = True
+        tasks = []
+        for f in self.feeds.values():
+            if f.live is not None:
+                c = f.live.counters
+                log.info("%s counts: frames %s, events %s, malformed %s, reconnects %s, "
+                         "closed-step fetches %s, OI polls %s", f.symbol, c.get("frames"),
+                         c.get("events"), c.get("malformed"), c.get("reconnects"),
+                         c.get("step_fetches"), c.get("oi_polls"))
+                await f.live.stop()
+            for t in (f.task, f.live_task):
+                if t is not None and not t.done():
+                    t.cancel()
+                    tasks.append(t)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        if self._rest is not None:
+            await self._rest.close()
+
+
+def demo_symbols(symbols) -> tuple[str, ...]:
+    """The symbols the simulated exchange can serve, of those asked for."""
+    from ..sim.market import CATALOGUE
+
+    return tuple(s for s in symbols if s in CATALOGUE) or ("BTCUSDT",)
+
+
+class Demo:
+    """The simulated exchange in-process on a free loopback port (``--demo``)."""
+
+    def __init__(self, symbols, *, seed: int = 1, history_days: float = 2.0,
+                 time_scale: float = 1.0, cache_dir=None, faults=None, market=None):
+        self.symbols, self.seed, self.history_days = tuple(symbols), seed, history_days
+        self.time_scale, self.cache_dir, self.faults = time_scale, cache_dir, faults
+        self.market = market  # prebuilt (the CLI builds it before Textual starts its threads)
+        self.exchange = None
+
+    async def start(self) -> None:
+        from ..sim.market import Market
+        from ..sim.server import SimExchange
+
+        if self.market is None:
+            self.market = await asyncio.to_thread(
+                Market, demo_symbols(self.symbols), self.seed, history_days=self.history_days,
+                time_scale=self.time_scale, cache_dir=self.cache_dir)
+        self.exchange = SimExchange(self.market, self.faults)
+        await self.exchange.start("127.0.0.1", 0)
+
+    @property
+    def symbols_served(self) -> list[str]:
+        return list(self.market.symbols) if self.market else []
+
+    def clock(self) -> int:
+        return self.market.now_ms() if self.market else int(time.time() * 1000)
+
+    async def stop(self) -> None:
+        if self.exchange is not None:
+            await self.exchange.stop()

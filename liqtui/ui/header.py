@@ -1,0 +1,138 @@
+"""The header line: asset · venue · price and 24h change · OI · range · filters · feed state
+with data age · legend with the USD of full yellow. Updated in place (no layout), and only when
+its text changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..report import usd
+
+STATE_STYLE = {
+    "LIVE": "bold green", "DEMO": "bold black on #ffd700", "REPLAY": "bold black on #5fafff",
+    "STALE": "bold black on #ffaf00", "RECONNECTING": "bold black on #ffaf00",
+    "CONNECTING": "bold #ffaf00", "BACKFILLING": "bold #5fafff", "BANNED": "bold white on red",
+    "ERROR": "bold white on red", "STOPPED": "dim", "PAUSED": "bold black on #d7d7d7",
+}
+LEGEND = "▁▂▃▅▇"
+
+
+@dataclass
+class HeaderInfo:
+    symbol: str = "…"
+    venue: str = "Binance"
+    price: float | None = None
+    decimals: int = 2
+    change: float | None = None      # fraction
+    oi_usd: float | None = None
+    range_label: str = "24h"
+    tiers: str = "all"
+    sides: str = "both"
+    zoom: float = 1.0
+    state: str = "CONNECTING"
+    age_s: float | None = None
+    demo: bool = False
+    paused: bool = False
+    legend_usd: float | None = None
+    progress: tuple[int, int] = (0, 0)
+    note: str = ""
+
+
+def _age(s: float) -> str:
+    if s < 10:
+        return f"{max(s, 0):.0f}s"
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.0f}h"
+
+
+def header_text(h: HeaderInfo, width: int) -> Text:
+    """The header for ``width`` cells: less important parts go first when it does not fit."""
+    sep = (" · ", "dim")
+    parts: list[tuple[int, list]] = []   # (priority: lower is dropped first, pieces)
+    parts.append((9, [(h.symbol, "bold")]))
+    parts.append((2, [(h.venue, "")]))
+    if h.price is not None:
+        piece = [(f"{h.price:,.{h.decimals}f}", "bold")]
+        if h.change is not None:
+            up = h.change >= 0
+            piece.append((f" {'▲' if up else '▼'}{abs(h.change) * 100:.1f}%",
+                          "green" if up else "red"))
+        parts.append((8, piece))
+    if h.oi_usd is not None:
+        parts.append((3, [("OI ", "dim"), (usd(h.oi_usd), "")]))
+    view = h.range_label + (f" ×{h.zoom:g}" if h.zoom != 1 else "")
+    parts.append((6, [(view, "")]))
+    parts.append((5, [("tiers: ", "dim"), (h.tiers, "bold" if h.tiers != "all" else "")]
+                  + ([(" sides: ", "dim"), (h.sides, "bold")] if h.sides != "both" else [])))
+    state = [(f" {h.state} ", STATE_STYLE.get(h.state, "bold"))]
+    if h.age_s is not None and h.state in ("LIVE", "STALE", "RECONNECTING"):
+        state.append((f" {_age(h.age_s)}", "" if h.age_s < 10 else "bold #ffaf00"))
+    if h.progress[1]:
+        state.append((f" {h.progress[0] * 100 // max(h.progress[1], 1)}%", "#5fafff"))
+    if h.demo:
+        state = [(" DEMO ", STATE_STYLE["DEMO"]), (" ", "")] + state
+    if h.paused:
+        state = [(" PAUSED ", STATE_STYLE["PAUSED"]), (" ", "")] + state
+    parts.append((10, state))
+    if h.legend_usd is not None:
+        parts.append((4, [(LEGEND, "#ffd700"), (f" 0…{usd(h.legend_usd)}", "")]))
+    if h.note:
+        parts.append((7, [(h.note, "bold #ffaf00")]))
+
+    def build(keep):
+        t = Text(no_wrap=True, overflow="ellipsis")
+        first = True
+        for prio, pieces in parts:
+            if prio not in keep:
+                continue
+            if not first:
+                t.append(*sep)
+            first = False
+            for s, style in pieces:
+                t.append(s, style)
+        return t
+
+    keep = {p for p, _ in parts}
+    for drop in sorted(keep):
+        t = build(keep)
+        if t.cell_len <= width or len(keep) <= 3:
+            return t
+        keep.discard(drop)
+    return build(keep)
+
+
+class HeaderBar(Static):
+    DEFAULT_CSS = """
+    HeaderBar { height: 1; width: 1fr; background: $panel; color: $text; padding: 0 1; }
+    """
+
+    def __init__(self, **kw):
+        super().__init__("", **kw)
+        self.info = HeaderInfo()
+        self._shown: str | None = None
+
+    def set_info(self, info: HeaderInfo) -> None:
+        self.info = info
+        self._paint()
+
+    def on_resize(self) -> None:
+        self._shown = None
+        self._paint()
+
+    def _paint(self) -> None:
+        width = max(self.size.width - 2, 20) if self.size.width else 200
+        t = header_text(self.info, width)
+        key = t.markup
+        if key != self._shown:
+            self._shown = key
+            self.update(t, layout=False)
+
+    @property
+    def plain(self) -> str:
+        return header_text(self.info, max(self.size.width - 2, 20) if self.size.width else 200).plain
