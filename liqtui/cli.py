@@ -337,6 +337,27 @@ def _flags(args) -> dict:
             if app or o.table != "ui"}
 
 
+def _settings(args):
+    """(settings, model params, feed settings) from every layer; raises ConfigError."""
+    settings = load_settings(_flags(args), config_path=args.config)
+    return settings, settings.model_params(), settings.feed_settings()
+
+
+def _binance_urls(args) -> tuple[str, str]:
+    """REST and WebSocket base URLs: flag > LIQTUI_BINANCE_*_URL > the venue's; validated,
+    the error naming where a bad one came from (ValueError)."""
+    from .feeds.binance import DEFAULT_REST_URL, DEFAULT_WS_URL, check_base_url
+
+    urls = []
+    for name, env, default, schemes in (
+            ("rest_url", "LIQTUI_BINANCE_REST_URL", DEFAULT_REST_URL, ("http", "https")),
+            ("ws_url", "LIQTUI_BINANCE_WS_URL", DEFAULT_WS_URL, ("ws", "wss"))):
+        given = getattr(args, name, None)
+        value = given or os.environ.get(env) or default
+        urls.append(check_base_url(value, schemes, f"--{name.replace('_', '-')}" if given else env))
+    return urls[0], urls[1]
+
+
 def cmd_app(args) -> int:
     """The live heatmap (Textual). Textual is imported only after the colour depth is set."""
     import logging
@@ -348,9 +369,7 @@ def cmd_app(args) -> int:
     if system is not None:
         os.environ["TEXTUAL_COLOR_SYSTEM"] = system
     try:
-        settings = load_settings(_flags(args), config_path=args.config)
-        params = settings.model_params()
-        feed_settings = settings.feed_settings()
+        settings, params, feed_settings = _settings(args)
     except ConfigError as e:
         return _error(str(e))
     symbol = (args.symbol or settings.watchlist[0]).strip().upper()
@@ -362,13 +381,8 @@ def cmd_app(args) -> int:
     lookback = settings.values.get("lookback", 30 * 86_400_000)
     if UI_RANGES[range_name] > lookback:
         lookback = UI_RANGES[range_name]
-    from .feeds.binance import DEFAULT_REST_URL, DEFAULT_WS_URL, check_base_url
-
     try:
-        rest_url = check_base_url(args.rest_url or os.environ.get("LIQTUI_BINANCE_REST_URL")
-                                  or DEFAULT_REST_URL, ("http", "https"), "--rest-url")
-        ws_url = check_base_url(args.ws_url or os.environ.get("LIQTUI_BINANCE_WS_URL")
-                                or DEFAULT_WS_URL, ("ws", "wss"), "--ws-url")
+        rest_url, ws_url = _binance_urls(args)
     except ValueError as e:
         return _error(str(e))
     try:
@@ -459,9 +473,10 @@ def _network_input(args):
     import asyncio
 
     from .feeds import BannedError, BinanceRest, RestError, UnknownSymbolError
-    from .feeds.binance import DEFAULT_REST_URL
-
-    url = args.rest_url or os.environ.get("LIQTUI_BINANCE_REST_URL") or DEFAULT_REST_URL
+    try:
+        url, _ = _binance_urls(args)
+    except ValueError as e:
+        raise _Exit(_error(str(e))) from None
     progress = _progress_printer() if sys.stderr.isatty() else None
 
     async def fetch():
@@ -504,17 +519,13 @@ def cmd_watch(args) -> int:
     import asyncio
 
     try:
-        settings = load_settings(_flags(args), config_path=args.config)
-        params = settings.model_params()
-        feed_settings = settings.feed_settings()
-    except ConfigError as e:
+        settings, params, feed_settings = _settings(args)
+        rest_url, ws_url = _binance_urls(args)
+    except (ConfigError, ValueError) as e:
         return _error(str(e))
     from .feeds import BannedError, RestError, UnknownSymbolError
-    from .feeds.binance import DEFAULT_REST_URL, DEFAULT_WS_URL
     from .watch import Watch
 
-    rest_url = args.rest_url or os.environ.get("LIQTUI_BINANCE_REST_URL") or DEFAULT_REST_URL
-    ws_url = args.ws_url or os.environ.get("LIQTUI_BINANCE_WS_URL") or DEFAULT_WS_URL
     args.symbol, args.lookback_ms = args.symbol.upper(), RANGES[args.range]
     try:
         watch = Watch(args, params, settings.threshold, rest_url, ws_url, feed_settings)
@@ -536,8 +547,7 @@ def cmd_levels(args) -> int:
         return _error("nothing to read: give --symbol SYMBOL (over the network) or "
                       "--klines FILE … --metrics FILE … (data dumps)")
     try:
-        settings = load_settings(_flags(args), config_path=args.config)
-        params = settings.model_params()  # imports numpy; validates across settings
+        settings, params, _ = _settings(args)  # imports numpy; validates across settings
     except ConfigError as e:
         return _error(str(e))
 
