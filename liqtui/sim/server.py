@@ -31,6 +31,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import replay as _replay
 from .faults import Faults
+from .venues import load_protocols
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,8 @@ class SimExchange:
     """
 
     def __init__(self, market, faults: Faults | None = None, *, tick_s: float = 0.05,
-                 max_queue: int = 20_000, coinm_share: float = 0.2, seed: int | None = None):
+                 max_queue: int = 20_000, coinm_share: float = 0.2, seed: int | None = None,
+                 venues=None):
         self.market = market
         self.faults = faults if faults is not None else Faults()
         self.tick_s = tick_s
@@ -243,6 +245,8 @@ class SimExchange:
         self._kline_last_push: dict[str, int] = {}
         self._kline_pending: dict[str, tuple] = {}    # throttled forming bar, sent later
         self._force_pending: dict[str, tuple] = {}    # sym → (window, latest liquidation)
+        # the other venues' protocols, served on the same port from the same market
+        self.protocols = load_protocols(self, venues)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -271,6 +275,8 @@ class SimExchange:
             web.get("/replay/stream", self._replay_ws),
             web.get("/replay/ws", self._replay_ws),
         ])
+        for proto in self.protocols:
+            app.add_routes(proto.routes())
         for prefix, kind in (("/market", "market"), ("/public", "public"), ("", "legacy")):
             app.router.add_get(prefix + "/stream", self._ws_handler(kind, combined=True))
             app.router.add_get(prefix + "/ws", self._ws_handler(kind, combined=False))
@@ -295,6 +301,8 @@ class SimExchange:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
             self._pump_task = None
+        for proto in self.protocols:
+            await proto.stop()
         for task in list(self._replay_tasks):
             task.cancel()
         for conn in list(self._conns):
@@ -838,6 +846,8 @@ class SimExchange:
                 now = self.now()
                 self._fan_out(self._render(events, now))
                 self._housekeeping(now)
+                for proto in self.protocols:
+                    proto.on_events(events, now)
             except Exception:  # noqa: BLE001 - a market bug must not kill the server
                 log.exception("sim pump tick failed")
 
