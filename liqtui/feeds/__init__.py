@@ -7,8 +7,9 @@ aiohttp and numpy.
 from __future__ import annotations
 
 _EXPORTS = {
-    "BinanceRest": "binance", "BinanceLive": "binance", "Backfill": "binance", "Gap": "binance",
-    "RestError": "binance", "UnknownSymbolError": "binance", "BannedError": "binance",
+    "BinanceRest": "binance", "BinanceLive": "binance", "Backfill": "rest", "Gap": "binance",
+    "RestError": "rest", "UnknownSymbolError": "rest", "BannedError": "rest",
+    "check_base_url": "rest",
     "DEFAULT_REST_URL": "binance", "DEFAULT_WS_URL": "binance",
     "FeedSettings": "settings", "BarBuilder": "bars", "WeightLimiter": "ratelimit",
     "Backoff": "backoff", "parse_frame": "binance_parse", "SymbolInfo": "binance_parse",

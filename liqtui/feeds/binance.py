@@ -20,7 +20,6 @@ import difflib
 import re
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
@@ -49,6 +48,7 @@ from .events import (
     Trade,
 )
 from .ratelimit import Blocked, WeightLimiter
+from .rest import Backfill, BannedError, RestError, UnknownSymbolError, check_base_url
 from .settings import FeedSettings
 
 DEFAULT_REST_URL = "https://fapi.binance.com"
@@ -66,45 +66,6 @@ BAR_KEYS = ("time", "open", "high", "low", "close", "volume", "quote_volume",
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 
 
-class RestError(Exception):
-    """A REST request that cannot succeed. ``str(e)`` is a message for the user."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class UnknownSymbolError(RestError):
-    def __init__(self, symbol: str, message: str):
-        super().__init__(message, code=-1121)
-        self.symbol = symbol
-
-
-class BannedError(RestError):
-    """REST is banned (418) or rate limited (429) for longer than the caller would wait."""
-
-    def __init__(self, blocked: Blocked):
-        super().__init__(str(blocked), status=418 if blocked.banned else 429)
-        self.until = blocked.until_ms
-
-
-def check_base_url(url: str, schemes: tuple[str, ...], what: str) -> str:
-    """A scheme-host-port base URL without a trailing slash, or ValueError naming the value."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ValueError(f"{what} {url!r}: expected {'/'.join(schemes)}://host[:port]")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(
-            f"{what} {url!r}: expected scheme://host[:port] without a path (the client "
-            "appends the venue's paths)")
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ValueError(f"{what} {url!r}: bad port") from None
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def kline_weight(limit: int) -> int:
     """Request weight of /fapi/v1/klines (and mark-price klines) by ``limit``."""
     return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
@@ -116,19 +77,6 @@ def _now_ms() -> int:
 
 def _utc(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
-
-
-class Backfill(dict):
-    """The arrays ``build_heatmap`` takes (``BAR_KEYS``), plus what the caller should know:
-    ``symbol``, ``interval_ms``, ``start``/``end`` (ms, first bar open .. last bar close) and
-    ``warnings`` (for example the open-interest depth clamp)."""
-
-    symbol: str
-    interval_ms: int
-    start: int
-    end: int
-    now: int          # the exchange's clock when the backfill started
-    warnings: list[str]
 
 
 # ================================================================================ REST
@@ -194,7 +142,7 @@ class BinanceRest:
             try:
                 await self.limiter.acquire(weight, oi_hist=oi_hist, max_wait=max_wait)
             except Blocked as e:
-                raise BannedError(e) from None
+                raise BannedError.from_blocked(e) from None
             self.counters["requests"] += 1
             problem = None
             try:
