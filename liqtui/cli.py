@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--json", action="store_true", help="print a JSON document (schema 1)")
     io.add_argument("--config", metavar="FILE", help="config file (TOML)")
 
+    _add_levels_store_args(lv)
     _add_model_args(lv)
 
     wt = sub.add_parser(
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--faults", default="", metavar="SPEC", help="faults to inject (see below)")
     sm.add_argument("--fidelity", action="store_true",
                     help="score the model against the simulated traders' true map and exit")
+    _add_store_commands(sub)
     return parser
 
 
@@ -555,7 +557,8 @@ def cmd_levels(args) -> int:
     from .report import levels_document, levels_text
 
     try:
-        bars, symbol, warnings, tick = _files_input(args) if by_files else _network_input(args)
+        bars, symbol, warnings, tick = (_files_input(args) if by_files else _store_input(args)
+                                        if args.source == "store" else _network_input(args))
     except _Exit as e:
         return e.status
     if tick and params.tick_size is None and params.bin_width is None:
@@ -594,3 +597,274 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+# ================================================================ the store: record, store info
+
+RECORD_VENUES = ("binance", "bybit", "okx")
+STEP_MS = 300_000
+
+RECORD_EPILOG = """\
+The store is $XDG_DATA_HOME/liqtui/liqtui.db (~/.local/share/liqtui/liqtui.db); --data-dir,
+LIQTUI_DATA_DIR or [store] data_dir in the config file choose another directory, and
+[store] retention (default 365d) how long data is kept.
+
+examples:
+  liqtui record --symbols BTCUSDT,ETHUSDT,SOLUSDT
+  liqtui record --venue all --symbol-file perps.txt --backfill 7d
+  liqtui record --demo --symbols BTCUSDT,ETHUSDT --duration 600
+"""
+
+
+def _add_store_commands(sub) -> None:
+    rc = sub.add_parser(
+        "record",
+        help="capture symbols into the local store, headless (no TUI)",
+        description="Record what the venues send into the local store: each symbol's missing "
+        "closed steps are\nbackfilled, then closed steps, open interest, mark prices and realized "
+        "liquidations are\nfollowed live. Feed states are printed as plain lines; Ctrl-C or "
+        "SIGTERM flushes the store\nand reports what was captured.",
+        epilog=RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rc.set_defaults(handler=cmd_record)
+    rc.add_argument("--venue", choices=(*RECORD_VENUES, "all"), default="binance",
+                    help="venue, or all of them (default binance)")
+    rc.add_argument("--symbols", type=_symbols, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
+    rc.add_argument("--symbol-file", metavar="FILE",
+                    help="more symbols, one a line (# starts a comment)")
+    rc.add_argument("--backfill", default="30d", metavar="DURATION",
+                    help="history to fetch for a symbol new to the store, up to 30d (default 30d)")
+    rc.add_argument("--every", type=_positive_float, default=60.0, metavar="S",
+                    help="seconds between status lines (default 60)")
+    rc.add_argument("--duration", type=_positive_float, default=None, metavar="S",
+                    help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
+    rc.add_argument("--rest-url", metavar="URL", help="REST base URL (one venue; env "
+                    "LIQTUI_<VENUE>_REST_URL)")
+    rc.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (one venue; env "
+                    "LIQTUI_<VENUE>_WS_URL)")
+    _add_data_dir_args(rc)
+    d = rc.add_argument_group("--demo: the simulated exchange, in-process")
+    d.add_argument("--demo", action="store_true", help="record from the simulated exchange")
+    d.add_argument("--demo-days", type=_positive_float, default=1.0, metavar="D",
+                   help="days of simulated history (default 1)")
+    d.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="X",
+                   help="simulated seconds per real second (default 1)")
+    d.add_argument("--demo-seed", type=int, default=1, metavar="N", help="market seed")
+
+    st = sub.add_parser("store", help="the local store: what it holds",
+                        description="The local store of captured data.")
+    ss = st.add_subparsers(dest="store_command", title="commands", metavar="COMMAND",
+                           required=True)
+    info = ss.add_parser(
+        "info", help="per venue and symbol: bars, open-interest points, liquidations, span",
+        description="What the store holds, per venue and symbol, and how big it is.")
+    info.set_defaults(handler=cmd_store_info)
+    info.add_argument("--json", action="store_true",
+                      help='a JSON document: {"path", "bytes", "series": [{"venue", "symbol", '
+                           '"bars", "open_interest", "liquidations", "first", "last"}…]} '
+                           "(times in ms)")
+    _add_data_dir_args(info)
+
+
+def _add_data_dir_args(p) -> None:
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA_DIR)")
+    if not any("--config" in a.option_strings for a in p._actions):
+        p.add_argument("--config", metavar="FILE", help="config file (TOML)")
+
+
+def _add_levels_store_args(lv) -> None:
+    s = lv.add_argument_group("input: the local store (instead of the network)")
+    s.add_argument("--source", choices=("network", "store"), default="network",
+                   help="with --symbol: fetch over the network, or read what liqtui record "
+                        "stored (default network)")
+    s.add_argument("--data-dir", metavar="DIR",
+                   help="store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA_DIR)")
+
+
+def _read_symbol_file(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ValueError(f"--symbol-file {path}: cannot read ({e.strerror or e})") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        for word in line.split("#")[0].replace(",", " ").split():
+            if not word.isalnum():
+                raise ValueError(f"--symbol-file {path}, line {n}: {word!r} is not accepted, "
+                                 "expected symbols like BTCUSDT, one a line")
+            out.append(word.upper())
+    return out
+
+
+def _venue_urls(venue: str, args, defaults: tuple[str, str]) -> tuple[str, str]:
+    """REST and WebSocket base URLs of a venue: flag > LIQTUI_<VENUE>_*_URL > the venue's."""
+    from .feeds.rest import check_base_url
+
+    urls = []
+    for name, kind, default, schemes in (("rest_url", "REST", defaults[0], ("http", "https")),
+                                         ("ws_url", "WS", defaults[1], ("ws", "wss"))):
+        env = f"LIQTUI_{venue.upper()}_{kind}_URL"
+        given = getattr(args, name, None)
+        value = given or os.environ.get(env) or default
+        urls.append(check_base_url(value, schemes, f"--{name.replace('_', '-')}" if given else env))
+    return urls[0], urls[1]
+
+
+def _venue_clients(venue: str):
+    """(REST class, live class, (default REST URL, default WS URL)), or ValueError."""
+    try:
+        from .feeds.venues import VENUES as registry
+    except ImportError:
+        registry = None
+    if registry is not None and venue in registry:
+        v = registry[venue]
+        return v.rest_class(), v.live_class(), (v.rest_url, v.ws_url)
+    if venue == "binance":
+        from .feeds.binance import DEFAULT_REST_URL, DEFAULT_WS_URL, BinanceLive, BinanceRest
+
+        return BinanceRest, BinanceLive, (DEFAULT_REST_URL, DEFAULT_WS_URL)
+    raise ValueError(f"--venue {venue}: not available in this version of liqtui")
+
+
+def cmd_record(args) -> int:
+    import asyncio
+
+    from .config import parse_duration
+
+    try:
+        settings, _, feed_settings = _settings(args)
+        symbols = list(args.symbols or ())
+        if args.symbol_file:
+            symbols += _read_symbol_file(args.symbol_file)
+        backfill_ms = parse_duration(args.backfill)
+        if not STEP_MS <= backfill_ms <= 30 * 86_400_000:
+            raise ValueError
+    except ConfigError as e:
+        return _error(str(e))
+    except ValueError as e:
+        return _error(str(e) if "symbol-file" in str(e) else
+                      f"--backfill {args.backfill!r} is not accepted, expected a duration from "
+                      "5m to 30d, e.g. 7d")
+    symbols = list(dict.fromkeys(symbols))
+    if not symbols:
+        return _error("nothing to record: give --symbols A,B or --symbol-file FILE")
+    venues = RECORD_VENUES if args.venue == "all" else (args.venue,)
+    if (args.rest_url or args.ws_url) and (len(venues) > 1 or args.demo):
+        return _error("--rest-url/--ws-url are one venue's URLs: give --venue NAME (not all), "
+                      "without --demo")
+    from .record import Recorder, Target, validate
+    from .store import Store, StoreError
+
+    targets = []
+    try:
+        for v in venues:
+            rest_cls, live_cls, defaults = _venue_clients(v)
+            urls = ("", "") if args.demo else _venue_urls(v, args, defaults)
+            targets.append(Target(v, rest_cls, live_cls, *urls, list(symbols)))
+    except ValueError as e:
+        return _error(str(e))
+    market = None
+    if args.demo:  # built before any thread starts: a cold build forks worker processes
+        from .sim.market import CATALOGUE, Market
+
+        unknown = [s for s in symbols if s not in CATALOGUE]
+        if unknown:
+            return _error(f"--symbols {','.join(unknown)}: the simulated exchange does not list "
+                          f"{'it' if len(unknown) == 1 else 'them'}; --demo serves "
+                          f"{', '.join(sorted(CATALOGUE))}")
+        try:
+            market = Market(symbols, args.demo_seed, history_days=args.demo_days,
+                            time_scale=args.demo_speed, cache_dir=_sim_cache())
+        except ValueError as e:
+            return _error(str(e))
+    try:
+        store = Store(settings.store_path(), retention_days=settings.retention_days)
+    except StoreError as e:
+        return _error(str(e))
+
+    async def main() -> int:
+        demo = None
+        if market is not None:
+            from .ui.controller import Demo
+
+            demo = Demo(symbols, market=market)
+            await demo.start()
+            print(f"simulated exchange: {demo.exchange.rest_url} · {demo.exchange.ws_url}",
+                  flush=True)
+            for t in targets:
+                t.rest_url, t.ws_url = demo.exchange.rest_url, demo.exchange.ws_url
+        try:
+            unknown = await validate(targets, feed_settings)
+            if unknown:
+                return _error(f"--symbols: {', '.join(unknown)}: not listed by "
+                              f"{' or '.join(venues)} (perpetuals only)")
+            live = [t for t in targets if t.symbols]
+            rec = Recorder(store, live, settings=feed_settings, backfill_ms=backfill_ms,
+                           every=args.every, duration=args.duration)
+            return await rec.run()
+        finally:
+            if demo is not None:
+                await demo.stop()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        store.close()
+
+
+def _open_store_readonly(args):
+    from .store import Store, StoreError
+
+    try:
+        settings = load_settings(_flags(args), config_path=args.config)
+        return Store(settings.store_path(), readonly=True)
+    except (ConfigError, StoreError) as e:
+        raise _Exit(_error(str(e))) from None
+
+
+def cmd_store_info(args) -> int:
+    try:
+        store = _open_store_readonly(args)
+    except _Exit as e:
+        return e.status
+    with store:
+        info = store.info()
+    if args.json:
+        import json
+
+        print(json.dumps(info, indent=2))
+        return 0
+    from .report import utc
+
+    if store.missing:
+        print(f"no store at {info['path']} yet (liqtui record creates it)")
+        return 0
+    size = info["bytes"]
+    print(f"store {info['path']} · " + (f"{size / 1e6:,.1f} MB" if size >= 1e6 else
+                                        f"{size / 1e3:,.0f} kB"))
+    rows = [("venue", "symbol", "bars", "open interest", "liquidations", "first", "last")]
+    for s in info["series"]:
+        rows.append((s["venue"], s["symbol"], f"{s['bars']:,}", f"{s['open_interest']:,}",
+                     f"{s['liquidations']:,}", utc(s["first"]) if s["first"] else "-",
+                     utc(s["last"]) if s["last"] else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  " + "  ".join(c.rjust(w) if 2 <= i <= 4 else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    return 0
+
+
+def _store_input(args):
+    """The lookback's closed steps from the store, ending at the newest stored step."""
+    store = _open_store_readonly(args)
+    sym = args.symbol.upper()
+    with store:
+        last = store.last_step(args.venue, sym)
+        if last is None:
+            raise _Exit(_error(f"{args.venue} {sym}: nothing stored in {store.path}; record it "
+                               f"first: liqtui record --venue {args.venue} --symbols {sym}"))
+        end = last + STEP_MS
+        bars = store.steps(args.venue, sym, end - RANGES[args.range], end)
+        tick = store.tick_size(args.venue, sym)
+    return bars, sym, [], tick

@@ -294,7 +294,7 @@ class Store:
             stop = any(x[0] == "stop" for x in batch)
             try:
                 self._commit(conn, ids, rows)
-                self.written += len(rows)
+                self.written += sum(len(r[4]) if r[0] == "steps" else 1 for r in rows)
                 self.error, backlog = "", []
             except sqlite3.Error as e:  # disk full, locked for too long: keep and retry
                 self.error = f"store {self.path}: cannot write ({e}); retrying"
