@@ -755,6 +755,7 @@ def cmd_record(args) -> int:
                       "without --demo")
     from .record import Recorder, Target, validate
     from .store import Store, StoreError
+    from .store import check as check_store
 
     targets = []
     try:
@@ -763,6 +764,10 @@ def cmd_record(args) -> int:
             urls = ("", "") if args.demo else _venue_urls(v, args, defaults)
             targets.append(Target(v, rest_cls, live_cls, *urls, list(symbols)))
     except ValueError as e:
+        return _error(str(e))
+    try:
+        check_store(settings.store_path(), create=True)  # refuse a bad file before the demo
+    except StoreError as e:
         return _error(str(e))
     market = None
     if args.demo:  # built before any thread starts: a cold build forks worker processes
