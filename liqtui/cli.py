@@ -594,7 +594,6 @@ def main(argv=None) -> int:
 
 # ================================================================ the store: record, store info
 
-RECORD_VENUES = ("binance", "bybit", "okx")
 STEP_MS = 300_000
 
 RECORD_EPILOG = """\
@@ -619,7 +618,7 @@ def _add_store_commands(sub) -> None:
         "SIGTERM flushes the store\nand reports what was captured.",
         epilog=RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     rc.set_defaults(handler=cmd_record)
-    rc.add_argument("--venue", choices=(*RECORD_VENUES, "all"), default="binance",
+    rc.add_argument("--venue", choices=("binance", "bybit", "okx", "all"), default="binance",
                     help="venue, or all of them (default binance)")
     rc.add_argument("--symbols", type=_symbols, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
     rc.add_argument("--symbol-file", metavar="FILE",
@@ -690,34 +689,24 @@ def _read_symbol_file(path: str) -> list[str]:
     return out
 
 
-def _venue_urls(venue: str, args, defaults: tuple[str, str]) -> tuple[str, str]:
-    """REST and WebSocket base URLs of a venue: flag > LIQTUI_<VENUE>_*_URL > the venue's."""
-    from .feeds.rest import check_base_url
+def _record_targets(args, symbols, Target) -> list:
+    """One ``Target`` per venue asked for whose clients this build has (ValueError if none)."""
+    from .feeds.venues import venues
 
-    urls = []
-    for name, kind, default, schemes in (("rest_url", "REST", defaults[0], ("http", "https")),
-                                         ("ws_url", "WS", defaults[1], ("ws", "wss"))):
-        env = f"LIQTUI_{venue.upper()}_{kind}_URL"
-        given = getattr(args, name, None)
-        value = given or os.environ.get(env) or default
-        urls.append(check_base_url(value, schemes, f"--{name.replace('_', '-')}" if given else env))
-    return urls[0], urls[1]
-
-
-def _venue_clients(venue: str):
-    """(REST class, live class, (default REST URL, default WS URL)), or ValueError."""
-    try:
-        from .feeds.venues import VENUES as registry
-    except ImportError:
-        registry = None
-    if registry is not None and venue in registry:
-        v = registry[venue]
-        return v.rest_class(), v.live_class(), (v.rest_url, v.ws_url)
-    if venue == "binance":
-        from .feeds.binance import DEFAULT_REST_URL, DEFAULT_WS_URL, BinanceLive, BinanceRest
-
-        return BinanceRest, BinanceLive, (DEFAULT_REST_URL, DEFAULT_WS_URL)
-    raise ValueError(f"--venue {venue}: not available in this version of liqtui")
+    targets, missing = [], []
+    for v in venues(args.venue):
+        try:
+            rest_cls, live_cls = v.rest_class(), v.live_class()
+        except (ImportError, AttributeError):
+            missing.append(v.name)
+            continue
+        urls = ("", "") if args.demo else v.urls(args.rest_url, args.ws_url)
+        targets.append(Target(v.name, rest_cls, live_cls, *urls, list(symbols)))
+    if missing and not targets:
+        raise ValueError(f"--venue {args.venue}: not available in this build of liqtui")
+    for name in missing:
+        _warn(f"{name}: not available in this build of liqtui; not recorded")
+    return targets
 
 
 def cmd_record(args) -> int:
@@ -742,20 +731,15 @@ def cmd_record(args) -> int:
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
         return _error("nothing to record: give --symbols A,B or --symbol-file FILE")
-    venues = RECORD_VENUES if args.venue == "all" else (args.venue,)
-    if (args.rest_url or args.ws_url) and (len(venues) > 1 or args.demo):
+    if (args.rest_url or args.ws_url) and (args.venue == "all" or args.demo):
         return _error("--rest-url/--ws-url are one venue's URLs: give --venue NAME (not all), "
                       "without --demo")
     from .record import Recorder, Target, validate
     from .store import Store, StoreError
     from .store import check as check_store
 
-    targets = []
     try:
-        for v in venues:
-            rest_cls, live_cls, defaults = _venue_clients(v)
-            urls = ("", "") if args.demo else _venue_urls(v, args, defaults)
-            targets.append(Target(v, rest_cls, live_cls, *urls, list(symbols)))
+        targets = _record_targets(args, symbols, Target)
     except ValueError as e:
         return _error(str(e))
     try:
@@ -796,7 +780,7 @@ def cmd_record(args) -> int:
             unknown = await validate(targets, feed_settings)
             if unknown:
                 return _error(f"--symbols: {', '.join(unknown)}: not listed by "
-                              f"{' or '.join(venues)} (perpetuals only)")
+                              f"{' or '.join(t.venue for t in targets)} (perpetuals only)")
             live = [t for t in targets if t.symbols]
             rec = Recorder(store, live, settings=feed_settings, backfill_ms=backfill_ms,
                            every=args.every, duration=args.duration)

@@ -87,10 +87,11 @@ class Recorder:
 
     async def _venue(self, t: Target) -> None:
         on_event, on_steps, on_status = self._callbacks(t)
-        t.live = t.live_cls(t.ws_url, t.symbols, rest_url=t.rest_url, settings=self.settings,
+        # one REST client (one weight limiter) for the backfill and the live feed's polls
+        rest = t.rest_cls(t.rest_url, settings=self.settings)
+        t.live = t.live_cls(t.ws_url, t.symbols, rest=rest, settings=self.settings,
                             on_event=on_event, on_status=on_status, on_steps=on_steps)
         runner = asyncio.create_task(t.live.run(), name=f"live-{t.venue}")
-        rest = t.rest_cls(t.rest_url, settings=self.settings)
         for sym, tick in t.ticks.items():
             self.store.set_tick_size(t.venue, sym, tick)
         try:
