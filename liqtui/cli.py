@@ -634,6 +634,9 @@ def _add_store_commands(sub) -> None:
     rc.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (one venue; env "
                     "LIQTUI_<VENUE>_WS_URL)")
     _add_data_dir_args(rc)
+    rc.add_argument("--retention", metavar="DURATION",
+                    help="prune data older than this, e.g. 90d, or off (default 365d; env "
+                         "LIQTUI_RETENTION, [store] retention)")
     d = rc.add_argument_group("--demo: the simulated exchange, in-process")
     d.add_argument("--demo", action="store_true", help="record from the simulated exchange")
     d.add_argument("--demo-days", type=_positive_float, default=1.0, metavar="D",

@@ -115,10 +115,13 @@ class Recorder:
                                          interval_ms=self.step_ms)
             else:
                 bf = await rest.backfill(sym, start, interval_ms=self.step_ms)
-        except RestError as e:  # the live feed's step poller retries from here
-            if start is not None:
-                t.live.steps_from(sym, start)
-            self.say(f"{t.venue} {sym}: backfill failed ({e}); the live feed retries it")
+        except (RestError, OSError, asyncio.TimeoutError, ValueError) as e:
+            # the live feed's step poller fetches from here at every step until it succeeds
+            t.live.steps_from(sym, start if start is not None else
+                              (int(time.time() * 1000) - self.backfill_ms) // self.step_ms
+                              * self.step_ms)
+            self.say(f"{t.venue} {sym}: backfill failed ({e or type(e).__name__}); the live "
+                     "feed retries it")
             return
         for w in bf.warnings:
             self.say(f"{t.venue} {sym}: warning: {w}")
@@ -136,8 +139,9 @@ class Recorder:
         for t in self.targets:
             total = sum(t.counts.values(), Counter())
             state = t.live.state.value if t.live is not None and t.live.state else "…"
-            parts.append(f"{t.venue} {state} · {len(t.symbols)} symbols · steps "
-                         f"{total['steps']:,} · OI {total['open_interest']:,} · marks "
+            frames = t.live.counters.get("frames", 0) if t.live is not None else 0
+            parts.append(f"{t.venue} {state} · {len(t.symbols)} symbols · frames {frames:,} · "
+                         f"steps {total['steps']:,} · OI {total['open_interest']:,} · marks "
                          f"{total['marks']:,} · liquidations {total['liquidations']:,}")
         parts.append(f"store {self.store.written:,} rows written")
         if self.store.error:
@@ -173,7 +177,9 @@ class Recorder:
             done, pending = await asyncio.wait(tasks, timeout=10)
             for x in pending:
                 x.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for t, res in zip(self.targets, await asyncio.gather(*tasks, return_exceptions=True)):
+                if isinstance(res, Exception):  # a bug of ours: say so, keep what was captured
+                    self.say(f"{t.venue}: recording failed: {type(res).__name__}: {res}")
             flushed = await asyncio.to_thread(self.store.flush)
         self.say(self.report(flushed))
         return 0
