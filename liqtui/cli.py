@@ -618,7 +618,9 @@ def _add_store_commands(sub) -> None:
         "SIGTERM flushes the store\nand reports what was captured.",
         epilog=RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     rc.set_defaults(handler=cmd_record)
-    rc.add_argument("--venue", choices=("binance", "bybit", "okx", "all"), default="binance",
+    from .feeds.venues import VENUES as registry
+
+    rc.add_argument("--venue", choices=(*registry, "all"), default="binance",
                     help="venue, or all of them (default binance)")
     rc.add_argument("--symbols", type=_symbols, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
     rc.add_argument("--symbol-file", metavar="FILE",
@@ -660,11 +662,12 @@ def _add_store_commands(sub) -> None:
     _add_data_dir_args(info)
 
 
+DATA_DIR_HELP = "store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA_DIR)"
+
+
 def _add_data_dir_args(p) -> None:
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA_DIR)")
-    if not any("--config" in a.option_strings for a in p._actions):
-        p.add_argument("--config", metavar="FILE", help="config file (TOML)")
+    p.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP)
+    p.add_argument("--config", metavar="FILE", help="config file (TOML)")
 
 
 def _add_levels_store_args(lv) -> None:
@@ -672,8 +675,7 @@ def _add_levels_store_args(lv) -> None:
     s.add_argument("--source", choices=("network", "store"), default="network",
                    help="with --symbol: fetch over the network, or read what liqtui record "
                         "stored (default network)")
-    s.add_argument("--data-dir", metavar="DIR",
-                   help="store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA_DIR)")
+    s.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP)
 
 
 def _read_symbol_file(path: str) -> list[str]:
@@ -718,19 +720,19 @@ def cmd_record(args) -> int:
     from .config import parse_duration
 
     try:
+        backfill_ms = parse_duration(args.backfill)
+    except ValueError:
+        backfill_ms = 0
+    if not STEP_MS <= backfill_ms <= 30 * 86_400_000:
+        return _error(f"--backfill {args.backfill!r} is not accepted, expected a duration from "
+                      "5m to 30d, e.g. 7d")
+    try:
         settings, _, feed_settings = _settings(args)
         symbols = list(args.symbols or ())
         if args.symbol_file:
             symbols += _read_symbol_file(args.symbol_file)
-        backfill_ms = parse_duration(args.backfill)
-        if not STEP_MS <= backfill_ms <= 30 * 86_400_000:
-            raise ValueError
-    except ConfigError as e:
+    except (ConfigError, ValueError) as e:  # a bad setting, an unreadable symbol file
         return _error(str(e))
-    except ValueError as e:
-        return _error(str(e) if "symbol-file" in str(e) else
-                      f"--backfill {args.backfill!r} is not accepted, expected a duration from "
-                      "5m to 30d, e.g. 7d")
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
         return _error("nothing to record: give --symbols A,B or --symbol-file FILE")
