@@ -216,7 +216,7 @@ async def validate(targets: list[Target], settings, out=sys.stdout) -> list[str]
             continue
         finally:
             await rest.close()
-        t.ticks = {s: known[s].tick_size for s in t.symbols if s in known}
+        t.ticks = {s: getattr(known[s], "tick_size", None) for s in t.symbols if s in known}
         missing = [s for s in t.symbols if s not in known]
         if missing and len(targets) > 1:
             out.write(f"{t.venue}: does not list {', '.join(missing)}; not recorded there\n")
