@@ -599,7 +599,8 @@ STEP_MS = 300_000
 RECORD_EPILOG = """\
 The store is $XDG_DATA_HOME/liqtui/liqtui.db (~/.local/share/liqtui/liqtui.db); --data-dir,
 LIQTUI_DATA_DIR or [store] data_dir in the config file choose another directory, and
-[store] retention (default 365d) how long data is kept.
+[store] retention (default 365d) how long data is kept. --demo records into the demo/
+directory inside it, so simulated data never mixes with real captures.
 
 examples:
   liqtui record --symbols BTCUSDT,ETHUSDT,SOLUSDT
@@ -747,8 +748,11 @@ def cmd_record(args) -> int:
         targets = _record_targets(args, symbols, Target)
     except ValueError as e:
         return _error(str(e))
+    path = settings.store_path()
+    if args.demo and "data_dir" not in settings.values:
+        path = path.parent / "demo" / path.name  # simulated data never mixes with captures
     try:
-        check_store(settings.store_path(), create=True)  # refuse a bad file before the demo
+        check_store(path, create=True)  # refuse a bad file before building the demo
     except StoreError as e:
         return _error(str(e))
     market = None
@@ -766,7 +770,7 @@ def cmd_record(args) -> int:
         except ValueError as e:
             return _error(str(e))
     try:
-        store = Store(settings.store_path(), retention_days=settings.retention_days)
+        store = Store(path, retention_days=settings.retention_days)
     except StoreError as e:
         return _error(str(e))
 

@@ -264,3 +264,15 @@ async def test_levels_from_the_store_equal_levels_over_the_network(tmp_path, env
     assert s["first"] == net["lookback"]["start"]
     r = _run(["store", "info", "--data-dir", str(tmp_path)], env)
     assert r.returncode == 0 and re.search(r"binance\s+BTCUSDT\s+288\s", r.stdout), r.stdout
+
+
+async def test_demo_data_go_to_their_own_store(tmp_path, env):
+    e = dict(env, XDG_DATA_HOME=str(tmp_path))
+    rec = await Recording(["--demo", "--symbols", "BTCUSDT", "--demo-days", "0.2",
+                           "--backfill", "1h", "--duration", "2"], e).start()
+    assert await rec.finish(180) == 0, "\n".join(rec.lines)
+    demo = tmp_path / "liqtui" / "demo" / "liqtui.db"
+    assert f"→ {demo}" in "\n".join(rec.lines)
+    assert not (tmp_path / "liqtui" / "liqtui.db").exists()
+    with Store(demo, readonly=True) as st:
+        assert st.info()["series"][0]["bars"] >= 11
