@@ -106,10 +106,10 @@ def check(path: Path, *, create: bool) -> int:
     if not head.startswith(_SQLITE_MAGIC) or len(head) < 100:
         raise StoreError(f"store {path}: not an SQLite database (corrupt, or some other file); "
                          "left untouched. Move it away or choose another --data-dir.")
-    app = int.from_bytes(head[68:72], "big", signed=True)
-    version = int.from_bytes(head[60:64], "big", signed=True)
+    # through SQLite, not the header bytes: a store in use keeps its newest header in the WAL
+    app, version, tables = _identity(path)
     if app != APPLICATION_ID:
-        if app == 0 and version == 0 and _no_tables(path):
+        if app == 0 and version == 0 and tables == 0:
             return 0  # an empty SQLite file (no schema at all): nothing to lose
         raise StoreError(f"store {path}: an SQLite database of another application "
                          f"(application_id {app:#x}, liqtui's is {APPLICATION_ID:#x}); left "
@@ -124,11 +124,14 @@ def check(path: Path, *, create: bool) -> int:
     return version
 
 
-def _no_tables(path: Path) -> bool:
+def _identity(path: Path) -> tuple[int, int, int]:
+    """(application_id, user_version, number of schema objects), read-only."""
     try:
         conn = _connect(path, "ro")
         try:
-            return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            return (conn.execute("PRAGMA application_id").fetchone()[0],
+                    conn.execute("PRAGMA user_version").fetchone()[0],
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
         finally:
             conn.close()
     except sqlite3.DatabaseError as e:

@@ -300,3 +300,21 @@ def test_store_settings_layers(tmp_path):
         with pytest.raises(Exception) as e:
             load_settings(env={}, config_path=cfg)
         assert str(cfg) in str(e.value) and "[store]" in str(e.value)
+
+
+def test_a_store_in_use_is_recognised_by_a_second_opener(tmp_path):
+    """A writer keeps the newest header in its WAL (not yet in the file): `store info` or a
+    second recorder must still see a liqtui store, not a foreign file."""
+    path = tmp_path / "liqtui.db"
+    first = Store(path)
+    try:
+        first.add_event(OpenInterest("binance", "BTCUSDT", NOW, 1.0))
+        assert first.flush()
+        assert path.read_bytes()[68:72] == b"\0\0\0\0"  # the file's header: not yet ours
+        with Store(path, readonly=True) as st:
+            assert st.info()["series"][0]["open_interest"] == 1
+        with Store(path) as second:
+            second.add_event(OpenInterest("binance", "BTCUSDT", NOW + 1, 2.0))
+        assert len(first.open_interest("binance", "BTCUSDT")["time"]) == 2
+    finally:
+        first.close()
