@@ -11,11 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from liqtui.feeds.bybit_parse import (
-    Notice,
-    Reply,
     RetCodeError,
     TickerBook,
-    new_counters,
     parse_frame,
     parse_instruments,
     parse_klines,
@@ -23,7 +20,15 @@ from liqtui.feeds.bybit_parse import (
     parse_tickers,
     result,
 )
-from liqtui.feeds.events import Bar, Liquidation, MarkPrice, OpenInterest, Trade
+from liqtui.feeds.events import (
+    Bar,
+    Liquidation,
+    MarkPrice,
+    OpenInterest,
+    Reply,
+    Trade,
+    new_counters,
+)
 
 # real recorded frames, copied with their provenance from ../shared/fixtures/real/bybit
 FIX = Path(__file__).resolve().parent / "fixtures" / "real" / "bybit"
@@ -80,11 +85,11 @@ def test_every_recorded_ws_frame_parses_to_what_its_json_says():
             assert evs == []
             n["orderbook"] += 1
         else:
-            assert evs == [Reply("subscribe", "", True, "")]
+            assert evs == [Reply("", "subscribe", None, "")]
             n["acks"] += 1
     assert n["acks"] == 17 and n["orderbook"] == 6 and n["bars"] > 71 and n["trades"] > 102
     assert c["malformed"] == 0 and c["unknown"] == 6 and c["replies"] == 17
-    assert c["frames"] == 240 and c["block_trades"] == 0
+    assert c["frames"] == 240 and "block_trades" not in c
 
 
 def test_hand_checked_trade_kline_and_ticker_frames():
@@ -150,12 +155,12 @@ def test_instruments_info():
 
 def test_acks_pongs_failures_and_notice():
     assert parse_frame('{"success":true,"ret_msg":"pong","conn_id":"x","req_id":"7",'
-                       '"op":"ping"}') == [Reply("pong", "7", True, "pong")]
+                       '"op":"ping"}') == [Reply("7", "pong", None, "pong")]
     assert parse_frame('{"success":false,"ret_msg":"handler not found,topic:liquidation.BTCUSDT",'
                        '"conn_id":"x","req_id":"3","op":"subscribe"}') == [
-        Reply("subscribe", "3", False, "handler not found,topic:liquidation.BTCUSDT")]
+        Reply("3", "subscribe", "error", "handler not found,topic:liquidation.BTCUSDT")]
     assert parse_frame('{"event":"notice","code":"64008","msg":"soon closed"}') == [
-        Notice("64008", "soon closed")]
+        Reply(None, "notice", "64008", "soon closed")]
     c = new_counters()
     assert parse_frame('{"success":"yes","op":"subscribe"}', c) == [] and c["malformed"] == 1
 

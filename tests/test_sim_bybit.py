@@ -15,8 +15,8 @@ import time
 import aiohttp
 import pytest
 
-from liqtui.feeds.bybit_parse import TickerBook, new_counters, parse_frame
-from liqtui.feeds.events import Bar, Liquidation, MarkPrice, OpenInterest, Trade
+from liqtui.feeds.bybit_parse import TickerBook, parse_frame
+from liqtui.feeds.events import Bar, Liquidation, MarkPrice, OpenInterest, Trade, new_counters
 from liqtui.sim.bybit import COOL_OFF, RATE_LIMIT
 from liqtui.sim.market import Market
 from liqtui.sim.server import MIN, SimExchange

@@ -4,8 +4,11 @@
 WebSocket: ``parse_frame(frame, counters, book)`` takes one message of
 ``/v5/public/linear`` and returns a list of events, never raising: a frame that is not JSON,
 is truncated or has a wrong type is counted as ``malformed``; valid JSON of a topic we do not
-use (orderbook, …) as ``unknown``; subscribe acks and pongs come back as ``Reply``, the
-service-upgrade notice as ``Notice``. Unknown extra keys are ignored. Venue quirks:
+use (orderbook, …) as ``unknown``; control messages come back as ``events.Reply`` (never
+market data): an ack is ``Reply(req_id, op, code, ret_msg)`` with ``code`` None on success and
+"error" on ``success: false`` (``ret_msg`` names the topic), a pong ``Reply(req_id, "pong")``,
+a service-upgrade notice ``Reply(None, "notice", "64008", msg)``. Block trades are counted
+as ``block_trades``. Unknown extra keys are ignored. Venue quirks:
 
 * ``publicTrade``: ``data`` is an array (up to 1024 trades), ``S`` is the *taker* side, ``i`` a
   UUID (kept as the ``Trade.trade_id``, a str here: dedupe by a recent set, not by order).
@@ -30,13 +33,10 @@ first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .binance_parse import _INF, _NUM, SymbolInfo, _price, _qty, _sym, loads
-from .events import Bar, Liquidation, MarkPrice, OpenInterest, Trade
+from .events import Bar, Liquidation, MarkPrice, OpenInterest, Reply, Trade, new_counters
 
 VENUE = "bybit"
-COUNTER_KEYS = ("frames", "events", "malformed", "unknown", "replies", "block_trades")
 _NAN = float("nan")
 # kline interval names of v5 → ms (D/W/M are calendar units we do not use)
 KLINE_INTERVALS = {"1": 60_000, "3": 180_000, "5": 300_000, "15": 900_000, "30": 1_800_000,
@@ -47,28 +47,6 @@ OI_INTERVALS = {"5min": 300_000, "15min": 900_000, "30min": 1_800_000, "1h": 3_6
 
 RATE_LIMITED = 10006  # retCode "Too many visits!" (per-UID limit)
 PARAMS_ERROR = 10001  # retCode for bad parameters, an unknown symbol among them
-
-
-def new_counters() -> dict[str, int]:
-    return dict.fromkeys(COUNTER_KEYS, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """An answer to one request: ``op`` is "subscribe", "unsubscribe" or "pong"; ``req_id`` is
-    echoed from the request ("" when it had none); ``success: False`` names the failure in
-    ``ret_msg`` (e.g. "handler not found,topic:liquidation.BTCUSDT")."""
-    op: str
-    req_id: str
-    success: bool
-    ret_msg: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A server notice, e.g. code "64008": the connection closes soon for a service upgrade."""
-    code: str
-    msg: str = ""
 
 
 # ---------------------------------------------------------------------------- the ticker book
@@ -139,7 +117,7 @@ def _trades(msg: dict, counters) -> list:
             counters["malformed"] += 1
             continue
         if d.get("BT") is True:
-            counters["block_trades"] += 1
+            counters["block_trades"] = counters.get("block_trades", 0) + 1
             continue
         out.append(Trade(VENUE, s, t, i, p, v, buy))
     return out
@@ -211,8 +189,8 @@ _TOPICS = {
 
 def parse_frame(frame: str | bytes, counters: dict[str, int] | None = None,
                 book: TickerBook | None = None) -> list:
-    """Events (``Trade``, ``Bar``, ``MarkPrice``, ``OpenInterest``, ``Liquidation``),
-    ``Reply`` or ``Notice`` in one message. ``counters`` (``new_counters``) is updated in place;
+    """Events (``Trade``, ``Bar``, ``MarkPrice``, ``OpenInterest``, ``Liquidation``) or a
+    ``Reply`` in one message. ``counters`` (``new_counters``) is updated in place;
     ``book`` holds the merged tickers (a new one per call if None: deltas then yield only what
     they carry). Bad input is counted, never raised."""
     if counters is None:
@@ -262,11 +240,11 @@ def _control(msg: dict, counters) -> list:
             counters["malformed"] += 1
             return []
         counters["replies"] += 1
-        return [Reply(op, req_id, success, ret_msg)]
-    if msg.get("event") == "notice":
+        return [Reply(req_id, op, None if success else "error", ret_msg)]
+    if msg.get("event") == "notice":  # "64008": closed soon for a service upgrade
         code, m = msg.get("code"), msg.get("msg", "")
         counters["replies"] += 1
-        return [Notice(str(code), m if m.__class__ is str else "")]
+        return [Reply(None, "notice", str(code), m if m.__class__ is str else "")]
     counters["unknown"] += 1
     return []
 
