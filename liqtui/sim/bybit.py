@@ -143,9 +143,10 @@ class Protocol:
             return self._forbidden(hint)
         if f.http_429_burst > 0:
             f.http_429_burst -= 1
+            # the limit resets in 1 s (simulated), stamped on the wall clock the client has
+            reset = int(time.time() * 1000 + SEC / self.x.time_scale)
             return self._answer(now, 10006, "Too many visits!", None, {
-                "X-Bapi-Limit-Status": "0",
-                "X-Bapi-Limit-Reset-Timestamp": str(now + SEC), **hint})
+                "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(reset), **hint})
         ip = request.remote or "?"
         if now < self._cool_off.get(ip, 0):
             return self._forbidden()
