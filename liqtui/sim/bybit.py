@@ -435,9 +435,11 @@ class Protocol:
         out = [self._ack(conn, op, rid, not bad, ";".join(bad))]
         now = self.x.now()
         for topic in fresh:
-            if topic.startswith("tickers.") and not self.x.faults.silent:
+            if topic.startswith("tickers."):  # deltas flow from here on, even after silence
                 sym = topic[8:]
                 self._ticker.setdefault(sym, self._live_fields(sym))
+                if self.x.faults.silent:
+                    continue
                 out.append(self._frame({"topic": topic, "type": "snapshot",
                                         "data": self._snapshot(sym, now), "cs": self._cs,
                                         "ts": now}))
