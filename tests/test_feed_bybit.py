@@ -384,6 +384,28 @@ async def test_a_refused_subscription_is_an_error_naming_the_topic(sim):
     assert err and "publicTrade.FOOUSDT" in err[0].reason and "handler not found" in err[0].reason
 
 
+async def test_unknown_symbol_with_rest_is_an_error_naming_it(sim):
+    async with Feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE for the known symbol")
+    err = [s for s in f.statuses if s.state is FeedState.ERROR]
+    assert err and "FOOUSDT" in err[0].reason and f.live.symbols == ["BTCUSDT"]
+    assert f.live.counters["sub_errors"] == 0     # never asked the venue for it
+
+
+async def test_rotation_resubscribes_and_drops_the_overlaps_duplicates(sim):
+    async with Feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
+                    rotation_overlap_s=0.3) as f:
+        await until(lambda: f.live.counters["rotations"] >= 2 and f.live.counters["duplicates"] > 0,
+                    what="two rotations with an overlap")
+        n = len(f.of(Trade))
+        await until(lambda: len(f.of(Trade)) > n + 100, what="trades after the rotations")
+    assert FeedState.RECONNECTING not in f.states() and f.gaps == []
+    assert f.live.counters["sub_errors"] == 0
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        ids = [t.trade_id for t in f.of(Trade, sym)]
+        assert len(ids) == len(set(ids))          # no trade delivered twice
+
+
 def _concat(parts):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
