@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest

@@ -482,7 +482,10 @@ class BybitLive(LiveFeed):
             if now - last_ping >= self.ping_s:
                 last_ping = now
                 self._req += 1
-                await ws.send_str(f'{{"req_id":"{c.cid}.{self._req}","op":"ping"}}')
+                try:
+                    await ws.send_str(f'{{"req_id":"{c.cid}.{self._req}","op":"ping"}}')
+                except (ConnectionError, RuntimeError, aiohttp.ClientError):
+                    return  # the socket is going away; the connection loop sees it close
 
     def _parse(self, data) -> list:
         events = parse_frame(data, self.counters, self.book)
