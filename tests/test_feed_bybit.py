@@ -208,6 +208,28 @@ async def test_retcode_10006_backs_off_and_5xx_are_retried(sim, market):
     async with BybitRest(sim.rest_url, settings=fast(rest_retries=2)) as rest:
         with pytest.raises(RestError, match=r"failed 3 times \(HTTP 5\d\d\)"):
             await rest.server_time()
+    sim.faults.update(http_5xx_rate=0.0, slow_ms=400)
+    async with BybitRest(sim.rest_url, settings=fast(rest_retries=1, rest_timeout_s=0.1)) as rest:
+        with pytest.raises(RestError, match="no answer within 0.1 s"):
+            await rest.server_time()
+        assert rest.counters["timeouts"] == 2
+
+
+async def test_open_interest_older_than_the_venue_keeps_is_nan_with_a_warning(sim, market,
+                                                                             monkeypatch):
+    # a venue that keeps only the last day of open interest (the sim's depth, lowered)
+    monkeypatch.setattr(sim_market, "OI_HIST_DEPTH_MS", DAY)
+    end = closed_end(market)
+    async with BybitRest(sim.rest_url) as rest:
+        bf = await rest.backfill("BTCUSDT", end - 36 * 3_600_000, end)
+    oi = bf["open_interest"]
+    known = np.flatnonzero(np.isfinite(oi))
+    # ~12 h of the 36 are older than a day (the clock runs on while the test asks): NaN there,
+    # known from then on, without holes
+    assert len(oi) == 36 * 12 and 12 * 12 - 24 <= known[0] <= 12 * 12 + 24
+    assert known.tolist() == list(range(known[0], len(oi)))
+    assert any(w.startswith("Bybit has no open-interest history for BTCUSDT before")
+               for w in bf.warnings)
 
 
 # ============================================================================ live

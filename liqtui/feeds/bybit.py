@@ -27,6 +27,7 @@ import time
 from collections import deque
 
 import aiohttp
+import numpy as np
 
 from .backoff import Backoff
 from .binance import _join, _now_ms, _utc
@@ -395,6 +396,11 @@ class BybitRest:
         if len(out["time"]) and out["time"][0] > first and (info.onboard_ms or 0) > first:
             warns.append(f"{sym} history starts at {_utc(int(out['time'][0]))} "
                          "(listed later than the requested start)")
+        known = np.flatnonzero(np.isfinite(out["open_interest"]))
+        if len(out["time"]) and (not known.size or known[0] > 0):
+            since = (f"before {_utc(int(out['time'][known[0]]))}" if known.size
+                     else "for this span")
+            warns.append(f"Bybit has no open-interest history for {sym} {since}")
         bf = Backfill(out)
         bf.symbol, bf.interval_ms, bf.warnings, bf.now = sym, iv, warns, now
         bf.start = int(out["time"][0]) if len(out["time"]) else first
