@@ -397,10 +397,9 @@ class BybitRest:
             warns.append(f"{sym} history starts at {_utc(int(out['time'][0]))} "
                          "(listed later than the requested start)")
         known = np.flatnonzero(np.isfinite(out["open_interest"]))
-        if len(out["time"]) and (not known.size or known[0] > 0):
-            since = (f"before {_utc(int(out['time'][known[0]]))}" if known.size
-                     else "for this span")
-            warns.append(f"Bybit has no open-interest history for {sym} {since}")
+        if known.size and known[0] > 0:  # (a missing tail is only not published yet)
+            warns.append(f"Bybit has no open-interest history for {sym} before "
+                         f"{_utc(int(out['time'][known[0]]))}")
         bf = Backfill(out)
         bf.symbol, bf.interval_ms, bf.warnings, bf.now = sym, iv, warns, now
         bf.start = int(out["time"][0]) if len(out["time"]) else first
