@@ -25,6 +25,7 @@ import json
 import math
 import time
 from collections import deque
+from functools import partial
 
 import aiohttp
 import numpy as np
@@ -449,6 +450,9 @@ class BybitLive(LiveFeed):
         self._req = 0
         self._ids: set[str] = set()            # recent trade UUIDs ...
         self._id_order: deque[str] = deque()   # ... oldest first, to forget them in order
+        # the hot path without a wrapper: one message → events, acks to _on_reply
+        self._parse = partial(parse_frame, counters=self.counters, book=self.book,
+                              on_reply=self._on_reply)
 
     def _plan(self):
         topics = []
@@ -491,12 +495,6 @@ class BybitLive(LiveFeed):
                     await ws.send_str(f'{{"req_id":"{c.cid}.{self._req}","op":"ping"}}')
                 except (ConnectionError, RuntimeError, aiohttp.ClientError):
                     return  # the socket is going away; the connection loop sees it close
-
-    def _parse(self, data) -> list:
-        events = parse_frame(data, self.counters, self.book)
-        if events and events[0].__class__ is Reply:
-            self._on_reply(events[0])
-        return events
 
     def _on_reply(self, r: Reply) -> None:
         if r.result == "notice":  # the venue closes the socket soon; the loop reconnects
