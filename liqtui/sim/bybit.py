@@ -483,6 +483,9 @@ class Protocol:
 
     def on_events(self, events, now: int) -> None:
         if not self._index:  # nobody listens: skip the shaping (the Binance-only case)
+            self._liqs.clear()
+            self._liq_window.clear()
+            self._forming.clear()
             self._housekeeping()
             return
         view = self.m.view_event
@@ -547,6 +550,10 @@ class Protocol:
 
     def _push_klines(self, closed: dict, now: int) -> None:
         for sym in set(closed) | set(self._forming):
+            topic = "kline.1." + sym
+            if topic not in self._index:
+                self._forming.pop(sym, None)
+                continue
             data = [self._candle(sym, row, True, now) for row, _ in closed.get(sym, ())]
             row = self._forming.get(sym)
             if data and (row is None or row[0] <= closed[sym][-1][0][0]):
@@ -560,7 +567,6 @@ class Protocol:
             data.append(self._candle(sym, row, False, now))
             self._forming.pop(sym, None)
             self._kline_at[sym] = now
-            topic = "kline.1." + sym
             self._send(topic, {"topic": topic, "data": data, "ts": now, "type": "snapshot"})
 
     def _push_tickers(self, now: int) -> None:
