@@ -10,11 +10,11 @@ _EXPORTS = {
     "BinanceRest": "binance", "BinanceLive": "binance", "Backfill": "rest", "Gap": "binance",
     "RestError": "rest", "UnknownSymbolError": "rest", "BannedError": "rest",
     "check_base_url": "rest",
-    "BybitRest": "bybit", "BybitLive": "bybit",
     "DEFAULT_REST_URL": "binance", "DEFAULT_WS_URL": "binance",
     "FeedSettings": "settings", "BarBuilder": "bars", "WeightLimiter": "ratelimit",
     "Backoff": "backoff", "parse_frame": "binance_parse", "SymbolInfo": "binance_parse",
     "LiveFeed": "live", "VENUES": "venues", "venue": "venues",
+    "BybitRest": "bybit", "BybitLive": "bybit",
 }
 
 __all__ = sorted(_EXPORTS)
