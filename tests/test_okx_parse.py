@@ -11,12 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liqtui.feeds.events import Bar, Liquidation, MarkPrice, OpenInterest, Trade
+from liqtui.feeds.events import Bar, Liquidation, MarkPrice, OpenInterest, Reply, Trade
 from liqtui.feeds.okx_parse import (
     PONG,
     Instruments,
     OkxApiError,
-    Reply,
     inst_id,
     new_counters,
     parse_candles,
@@ -97,11 +96,11 @@ def test_every_recorded_public_frame(ins):
         acks += evs
     assert c == {"frames": 131, "events": 0, "malformed": 0, "unknown": 39, "replies": 18,
                  "foreign": 74}
-    assert all(a.event == "subscribe" for a in acks)
+    assert all(a.result["event"] == "subscribe" and a.code is None for a in acks)
     # one ack per arg of the three subscribe messages sent (3 + 6 + 9 args)
     sent = [a for r in _records(WS_FILE) if r["kind"] == "send"
             for a in json.loads(r["raw"])["args"]]
-    assert [a.arg for a in acks] == sent
+    assert [a.result["arg"] for a in acks] == sent
 
 
 def test_recorded_trades_as_if_ours(ins):
@@ -130,8 +129,8 @@ def test_every_liquidation_oi_and_mark_frame(ins):
     assert out[2] == [Liquidation("okx", "BTCUSDT", 1723038122631, "long", 57102.9, 100.0,
                                   100.0 * 57102.9)]
     # its subscribe ack, with the connection id
-    assert out[3] == [Reply("subscribe", {"channel": "liquidation-orders", "instType": "SWAP"},
-                            conn_id="8d8400eb")]
+    assert out[3] == [Reply(None, {"event": "subscribe", "arg": {
+        "channel": "liquidation-orders", "instType": "SWAP"}})]
     # FUTURES liquidation, and FIL futures OI / mark / inverse trades: not ours
     assert out[4:] == [[], [], [], []]
     assert c == {"frames": 8, "events": 2, "malformed": 0, "unknown": 0, "replies": 1,
@@ -193,11 +192,10 @@ def test_text_pong_events_and_errors(ins):
     assert parse_message("pong", ins) == [PONG] and parse_message(b"pong", ins) == [PONG]
     err, = parse_message('{"event":"error","code":"60018","msg":"Wrong URL or channel:candle1m,'
                          'instId:BTC-USDT-SWAP doesn\'t exist.","connId":"a4d3ae55"}', ins)
-    assert (err.event, err.code, err.conn_id) == ("error", "60018", "a4d3ae55")
-    assert "candle1m" in err.msg
+    assert (err.result, err.code) == (None, "60018") and "candle1m" in err.msg
     note, = parse_message('{"event":"notice","code":"64008","msg":"The connection will soon be '
                           'closed for a service upgrade. Please reconnect.","connId":"x"}', ins)
-    assert note.event == "notice" and note.code == "64008"
+    assert note.result == {"event": "notice"} and note.code == "64008"
 
 
 def test_bad_frames_are_counted_not_raised(ins):

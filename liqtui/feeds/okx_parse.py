@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .events import Bar, Liquidation, MarkPrice, OpenInterest, Trade
+from .events import COUNTER_KEYS as _BASE_KEYS
+from .events import Bar, Liquidation, MarkPrice, OpenInterest, Reply, Trade
 
 try:  # orjson decodes these small frames ~2-3× faster than json
     from orjson import loads
@@ -37,7 +38,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency
     from json import loads
 
 VENUE = "okx"
-COUNTER_KEYS = ("frames", "events", "malformed", "unknown", "replies", "foreign")
+COUNTER_KEYS = _BASE_KEYS + ("foreign",)  # instruments that are not ours
 QUOTES = ("USDT", "USDC")
 MINUTE_MS = 60_000
 _INF = float("inf")
@@ -139,20 +140,12 @@ class Instruments:
 
 
 # ---------------------------------------------------------------------------- replies
+# Replies are ``events.Reply``: acks carry ``result={"event": "subscribe"|"unsubscribe",
+# "arg": {...}}`` (one per arg); ``error`` and ``notice`` (64008: a service upgrade will close
+# the socket) carry ``code`` and ``msg`` (``result={"event": "notice"}`` for a notice); the
+# keepalive answer is ``PONG``. ``id`` is the request id OKX echoes, if any.
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Not market data: ``event`` is "subscribe" / "unsubscribe" (``arg`` is the one channel
-    acknowledged), "error" (``code``, ``msg``; the socket stays open), "notice" (e.g. 64008,
-    a service upgrade will close the connection) or "pong" (the literal text)."""
-    event: str
-    arg: dict | None = None
-    code: str = ""
-    msg: str = ""
-    conn_id: str = ""
-
-
-PONG = Reply("pong")
+PONG = Reply(None, "pong")
 
 
 # ---------------------------------------------------------------------------- field checks
@@ -351,13 +344,20 @@ def _reply(msg: dict, counters) -> list:
         counters["unknown"] += 1
         return []
     arg = msg.get("arg")
-    if arg is not None and arg.__class__ is not dict:
+    rid = msg.get("id")
+    if (arg is not None and arg.__class__ is not dict) or (
+            rid is not None and rid.__class__ is not str):
         counters["malformed"] += 1
         return []
-    code, text, conn = msg.get("code", ""), msg.get("msg", ""), msg.get("connId", "")
     counters["replies"] += 1
-    return [Reply(ev, arg, code if isinstance(code, str) else str(code),
-                  text if isinstance(text, str) else "", conn if isinstance(conn, str) else "")]
+    if ev == "error":  # the socket stays open: the other args of the request still count
+        code, text = msg.get("code", ""), msg.get("msg", "")
+        return [Reply(rid, None, str(code), text if isinstance(text, str) else "")]
+    if ev == "notice":
+        text = msg.get("msg", "")
+        return [Reply(rid, {"event": ev}, str(msg.get("code", "")),
+                      text if isinstance(text, str) else "")]
+    return [Reply(rid, {"event": ev, "arg": arg})]
 
 
 # ---------------------------------------------------------------------------- REST bodies
