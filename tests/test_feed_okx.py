@@ -361,6 +361,28 @@ def test_bad_symbols_and_urls_are_refused_clearly():
         OkxRest("www.okx.com")
 
 
+async def test_only_the_tracked_instruments_liquidations_pass(sim):
+    """liquidation-orders cannot be filtered by instId: ETH's (and the inverse BTC-USD-SWAP's)
+    arrive while only BTC is tracked, and are dropped; an unknown symbol is an error naming
+    it, the known one streams."""
+    async with Feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
+        await until(lambda: f.state is FeedState.LIVE and f.of(Liquidation)
+                    and f.live.counters["foreign"] >= 5, timeout=40,
+                    what="a BTC liquidation and foreign ones")
+    assert {e.symbol for e in f.of(Liquidation)} == {"BTCUSDT"}
+    assert f.live.symbols == ["BTCUSDT"] and f.live.market_symbols == {"BTCUSDT"}
+    err = [s for s in f.statuses if s.state is FeedState.ERROR]
+    assert err and "FOOUSDT" in err[0].reason
+
+
+def test_the_venue_table_names_these_clients():
+    from liqtui.feeds.venues import VENUES
+
+    okx = VENUES["okx"]
+    assert okx.rest_class() is OkxRest and okx.live_class() is OkxLive
+    assert OkxLive.VENUE == "okx" and not okx.taker_in_candles
+
+
 def _concat(parts):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 

@@ -431,7 +431,7 @@ class OkxLive(LiveFeed):
             inst_id(s)  # a clear ValueError for a name OKX swaps cannot have (BTCUSD, …)
         self.instruments = instruments
         self.ping_after_s = ping_after_s
-        self._conv: dict[str, tuple[str, float]] = instruments.conv if instruments else {}
+        self._conv: dict[str, tuple[str, float]] = {}   # instId → (symbol, ctVal), tracked
         self.notice = ""                       # the latest notice OKX sent
         self.refused: dict[tuple, str] = {}    # subscription arg → OKX's error message
         self._pending: dict[int, set] = {}     # per socket: args sent and not yet acked
@@ -474,7 +474,10 @@ class OkxLive(LiveFeed):
             if now - quiet < every:
                 continue
             sent = time.monotonic()
-            await ws.send_str("ping")
+            try:
+                await ws.send_str("ping")
+            except (ConnectionError, RuntimeError, aiohttp.ClientError):
+                return  # closing already: the connection loop takes it from here
             self.counters["pings"] += 1
             while time.monotonic() - sent < every and self._heard.get(c.cid, 0.0) < sent:
                 await asyncio.sleep(check)
@@ -541,8 +544,12 @@ class OkxLive(LiveFeed):
             else:
                 return False
             self.instruments = ins
-            self._conv = ins.conv
-        return await super()._load_symbols()
+        ok = await super()._load_symbols()
+        # liquidation-orders brings every swap: keep the tracked ones (the parser counts the
+        # others as foreign without building events for them)
+        self.market_symbols = set(self.symbols)
+        self._conv = {i: v for i, v in self.instruments.conv.items() if v[0] in self.market_symbols}
+        return ok
 
 
 def _key(arg: dict) -> tuple:

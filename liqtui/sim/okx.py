@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
+from . import replay as _replay
 from .server import MIN, _decimals, _dumps, _fmt, _with_extra_fields
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class Protocol:
         self._last_oi = -1
         self._last_candle: dict[str, int] = {}
         self._last_drop = time.monotonic()
+        self._replay: tuple[int, list[str]] = (0, [])
 
     # -- aiohttp ---------------------------------------------------------------------------
 
@@ -145,7 +147,8 @@ class Protocol:
             ("/api/v5/public/mark-price", self._mark_price),
         )]
         r += [web.get("/ws/v5/public", self._ws("public")),
-              web.get("/ws/v5/business", self._ws("business"))]
+              web.get("/ws/v5/business", self._ws("business")),
+              web.get("/replay/okx", self._replay_ws)]
         return r
 
     async def stop(self) -> None:
@@ -495,6 +498,32 @@ class Protocol:
         except Exception:  # noqa: BLE001 - one socket must not take the server down
             log.exception("sim okx websocket writer failed")
 
+    # -- replay: pre-rendered OKX frames at full speed (ingest benchmarks) -------------------
+
+    async def prepare_replay(self, count: int) -> list[str]:
+        """Render (once, cached) the frames ``/replay/okx?count=N`` sends."""
+        if self._replay[0] != count:
+            loop = asyncio.get_running_loop()
+            self._replay = (count, await loop.run_in_executor(
+                None, lambda: render_replay(count, seed=self._seed)))
+        return self._replay[1]
+
+    async def _replay_ws(self, request: web.Request):
+        try:
+            count = int(request.query.get("count", "100000"))
+        except ValueError:
+            count = -1
+        if not 1 <= count <= _replay.MAX_COUNT:
+            return web.json_response({"error": f"count must be 1..{_replay.MAX_COUNT}"},
+                                     status=400)
+        frames = await self.prepare_replay(count)
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await _replay.push(ws, frames)
+            await ws.close(code=1000, message=b"replay done")
+        return ws
+
     # -- the pump ----------------------------------------------------------------------------
 
     def on_events(self, events, now: int) -> None:
@@ -629,3 +658,30 @@ class Protocol:
                     wall - conn.last_sent >= self.idle_close_s:
                 self.counters["idle_closes"] += 1
                 self._close(conn, 4004, b"No data received in 30s.")
+
+
+def render_replay(count: int, *, seed: int = 1) -> list[str]:
+    """The Binance replay's busy market (``replay.render_frames``: 80 % trades, 10 % forming
+    1m candles, 10 % mark prices over BTC, ETH and SOL) as OKX pushes: sizes in contracts of
+    the venue's ctVal, the same key order and string formats as the live channels."""
+    out = []
+    for raw in _replay.render_frames(count, seed=seed, combined=False):
+        d = json.loads(raw)
+        e, sym = d["e"], d["s"]
+        base = sym[:-4]
+        inst = f"{base}-USDT-SWAP"
+        ct = CT_VAL.get(base, 1.0)
+        if e == "aggTrade":
+            out.append(_dumps({"arg": {"channel": "trades", "instId": inst}, "data": [{
+                "instId": inst, "tradeId": str(d["a"]), "px": d["p"],
+                "sz": _fmt(float(d["q"]) / ct, 3), "side": "sell" if d["m"] else "buy",
+                "ts": str(d["T"]), "count": "1", "source": "0"}]}))
+        elif e == "kline":
+            k = d["k"]
+            out.append(_dumps({"arg": {"channel": "candle1m", "instId": inst}, "data": [[
+                str(k["t"]), k["o"], k["h"], k["l"], k["c"], _fmt(float(k["v"]) / ct, 3),
+                k["v"], k["q"], "1" if k["x"] else "0"]]}))
+        else:
+            out.append(_dumps({"arg": {"channel": "mark-price", "instId": inst}, "data": [{
+                "instId": inst, "instType": "SWAP", "markPx": d["p"], "ts": str(d["E"])}]}))
+    return out
