@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from . import replay as _replay
-from .server import MIN, _decimals, _dumps, _fmt, _with_extra_fields
+from .server import _CLOSE, MIN, _decimals, _dumps, _fmt, _with_extra_fields
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,6 @@ class _Conn:
     close_code: int = 1000
     close_msg: bytes = b""
 
-
-_CLOSE = object()
 
 
 class Protocol:
@@ -309,12 +307,15 @@ class Protocol:
                 _fmt(base / ct, _decimals(lot) + 2), _fmt(base, bd), _fmt(r[7], pd + bd),
                 "1" if closed else "0"]
 
-    def _open_interest(self, q) -> list:
+    def _swaps(self, q) -> list[str]:
+        """instType=SWAP (required) and an optional instId: the instruments asked for."""
         if q.get("instType", "") != "SWAP":
             raise _Err("51000", "Parameter instType error", 400)
-        insts = [self._inst_arg(q)] if q.get("instId") else list(self.inst)
+        return [self._inst_arg(q)] if q.get("instId") else list(self.inst)
+
+    def _open_interest(self, q) -> list:
         out = []
-        for inst in insts:
+        for inst in self._swaps(q):
             sym = self.inst[inst][0]
             base, t = self.vm.open_interest(sym)
             out.append(self._oi_item(inst, base, t))
@@ -355,11 +356,8 @@ class Protocol:
         return out
 
     def _mark_price(self, q) -> list:
-        if q.get("instType", "") != "SWAP":
-            raise _Err("51000", "Parameter instType error", 400)
-        insts = [self._inst_arg(q)] if q.get("instId") else list(self.inst)
         out = []
-        for inst in insts:
+        for inst in self._swaps(q):
             mark, _, t = self.vm.mark_price(self.inst[inst][0])
             out.append({"instId": inst, "instType": "SWAP", "markPx": self._px(inst, mark),
                         "ts": str(int(t))})
@@ -373,7 +371,7 @@ class Protocol:
             await ws.prepare(request)
             conn = _Conn(ws, request, path, time.monotonic())
             self._conns.add(conn)
-            writer = asyncio.create_task(self._writer(conn))
+            writer = asyncio.create_task(self.exchange._writer(conn))  # frames, then close
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.TEXT:
@@ -477,26 +475,6 @@ class Protocol:
         conn.close_code, conn.close_msg = code, msg
         conn.out.append(_CLOSE)
         conn.wake.set()
-
-    async def _writer(self, conn: _Conn) -> None:
-        ws = conn.ws
-        try:
-            while True:
-                if not conn.out:
-                    if conn.closing:
-                        return
-                    conn.wake.clear()
-                    await conn.wake.wait()
-                    continue
-                item = conn.out.popleft()
-                if item is _CLOSE:
-                    await ws.close(code=conn.close_code, message=conn.close_msg)
-                    return
-                await ws.send_str(item)
-        except (ConnectionError, RuntimeError, asyncio.CancelledError):
-            return
-        except Exception:  # noqa: BLE001 - one socket must not take the server down
-            log.exception("sim okx websocket writer failed")
 
     # -- replay: pre-rendered OKX frames at full speed (ingest benchmarks) -------------------
 
