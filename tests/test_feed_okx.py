@@ -267,6 +267,8 @@ async def test_live_events_flow_on_both_sockets(sim):
     assert all(math.isnan(b.taker_buy_quote_volume) for b in bars)
     bar = f.live.bars.forming("BTCUSDT")
     assert bar is not None and bar.interval_ms == STEP and bar.low <= bar.close <= bar.high
+    # candles carry no taker-buy volume: the live share comes from the trades
+    assert 0 < bar.taker_buy_quote_volume < bar.quote_volume
 
 
 async def test_dropped_sockets_reconnect_and_resubscribe_both(sim):
@@ -314,6 +316,21 @@ async def test_text_pings_keep_a_quiet_socket_open(sim):
         await until(lambda: f.live.counters["pongs"] >= 8, what="pings answered for ~2 s")
         sim.faults.silent = False
         assert proto(sim).counters["idle_closes"] == 0 and f.live.counters["reconnects"] == 0
+
+
+async def test_a_missing_pong_replaces_the_socket(sim):
+    async with Feed(sim, ("BTCUSDT",), stale_timeout_s=30.0, ping_after_s=0.2) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
+        proto(sim).answer_pings = False
+        sim.faults.silent = True
+        await until(lambda: f.live.counters["pong_timeouts"] >= 1, what="a pong timeout")
+        await until(lambda: FeedState.RECONNECTING in f.states(), what="RECONNECTING")
+        proto(sim).answer_pings = True
+        sim.faults.silent = False
+        await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
+    i = f.states().index(FeedState.RECONNECTING)
+    assert "no pong within 0.2 s" in f.statuses[i].reason
+    assert FeedState.STALE not in f.states()          # the data watchdog did not fire first
 
 
 async def test_malformed_and_truncated_frames_are_counted_and_survived(sim):

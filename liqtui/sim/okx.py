@@ -112,6 +112,7 @@ class Protocol:
         self.exchange = exchange
         self.vm = venue_market
         self.idle_close_s = IDLE_CLOSE_S
+        self.answer_pings = True      # False: a half-dead connection (tests the pong timeout)
         self.max_queue = 20_000
         seed = getattr(exchange, "_seed", 1)
         self._rng = random.Random(seed * 7919 + 5)
@@ -394,7 +395,8 @@ class Protocol:
 
     def _on_text(self, conn: _Conn, text: str) -> None:
         if text == "ping":   # keepalive: text, not JSON (answered even when "silent")
-            self._send(conn, "pong", control=True)
+            if self.answer_pings:
+                self._send(conn, "pong", control=True)
             return
         try:
             req = json.loads(text)
