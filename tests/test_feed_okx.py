@@ -366,6 +366,20 @@ async def test_a_refused_subscription_is_an_error_naming_it(sim):
     assert f.live.counters["acks"] >= 1 + 3 + 1 and f.live.counters["reconnects"] == 0
 
 
+async def test_ingest_of_the_replay_counts_every_message(sim):
+    """The benchmark's path: ``ingest`` of ``/replay/okx`` through the live parser, dedupe
+    and bar builder (instruments given, no REST)."""
+    async with OkxRest(sim.rest_url) as rest:
+        ins = await rest.load_instruments()
+    live = OkxLive(sim.ws_url, ("BTCUSDT", "ETHUSDT"), instruments=ins)
+    await live.ingest(f"{sim.ws_url}/replay/okx?count=3000")
+    c = live.counters
+    assert c["frames"] == 3000 and c["malformed"] == c["unknown"] == c["duplicates"] == 0
+    # the replay also has SOL, which this feed does not track
+    assert c["events"] + c["foreign"] == 3000 and c["events"] > 1500 and c["foreign"] > 0
+    assert live.bars.forming("BTCUSDT") is not None and live.last_mark["ETHUSDT"].price > 0
+
+
 def test_bad_symbols_and_urls_are_refused_clearly():
     ins = Instruments()
     with pytest.raises(ValueError, match="inverse"):

@@ -432,6 +432,8 @@ class OkxLive(LiveFeed):
         self.instruments = instruments
         self.ping_after_s = ping_after_s
         self._conv: dict[str, tuple[str, float]] = {}   # instId → (symbol, ctVal), tracked
+        if instruments is not None:
+            self._track(instruments)
         self.notice = ""                       # the latest notice OKX sent
         self.refused: dict[tuple, str] = {}    # subscription arg → OKX's error message
         self._pending: dict[int, set] = {}     # per socket: args sent and not yet acked
@@ -545,11 +547,15 @@ class OkxLive(LiveFeed):
                 return False
             self.instruments = ins
         ok = await super()._load_symbols()
-        # liquidation-orders brings every swap: keep the tracked ones (the parser counts the
-        # others as foreign without building events for them)
-        self.market_symbols = set(self.symbols)
-        self._conv = {i: v for i, v in self.instruments.conv.items() if v[0] in self.market_symbols}
+        self._track(self.instruments)
         return ok
+
+    def _track(self, ins: Instruments) -> None:
+        """liquidation-orders brings every swap: keep the tracked ones (the parser counts the
+        others as foreign without building events for them)."""
+        self.instruments = ins
+        self.market_symbols = set(self.symbols)
+        self._conv = {i: v for i, v in ins.conv.items() if v[0] in self.market_symbols}
 
 
 def _key(arg: dict) -> tuple:

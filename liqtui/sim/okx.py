@@ -131,7 +131,7 @@ class Protocol:
         self._last_oi = -1
         self._last_candle: dict[str, int] = {}
         self._last_drop = time.monotonic()
-        self._replay: tuple[int, list[str]] = (0, [])
+        self._replay: dict[int, list[str]] = {}
 
     # -- aiohttp ---------------------------------------------------------------------------
 
@@ -482,11 +482,14 @@ class Protocol:
 
     async def prepare_replay(self, count: int) -> list[str]:
         """Render (once, cached) the frames ``/replay/okx?count=N`` sends."""
-        if self._replay[0] != count:
+        if count not in self._replay:
             loop = asyncio.get_running_loop()
-            self._replay = (count, await loop.run_in_executor(
-                None, lambda: render_replay(count, seed=self._seed)))
-        return self._replay[1]
+            frames = await loop.run_in_executor(None, lambda: render_replay(count,
+                                                                           seed=self._seed))
+            while len(self._replay) >= 2:   # keep the last two renders (warm-up and run)
+                del self._replay[next(iter(self._replay))]
+            self._replay[count] = frames
+        return self._replay[count]
 
     async def _replay_ws(self, request: web.Request):
         try:
