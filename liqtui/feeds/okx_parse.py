@@ -184,28 +184,28 @@ def _ms(x) -> int:
 # Each takes (one data item, arg, conv, counters) and returns an event, or None when foreign.
 
 def _trade(d, arg, conv, counters):
-    inst = d["instId"]
-    c = conv.get(inst)
+    # written out (no helpers): it runs for every trade
+    c = conv.get(d["instId"])
     if c is None:
-        if inst.__class__ is not str:
+        if d["instId"].__class__ is not str:
             raise TypeError
         counters["foreign"] += 1
         return None
     px, sz, tid, ts, side = d["px"], d["sz"], d["tradeId"], d["ts"], d["side"]
     if (px.__class__ is not str or sz.__class__ is not str or tid.__class__ is not str
-            or ts.__class__ is not str or not tid.isdigit() or not ts.isdigit()):
+            or ts.__class__ is not str):
         raise TypeError
     p = float(px)
     q = float(sz) * c[1]
-    if not (0.0 < p < _INF and 0.0 <= q < _INF):
+    t = int(ts)    # ValueError unless a decimal integer
+    i = int(tid)
+    if not (0.0 < p < _INF and 0.0 <= q < _INF) or t < 0 or i < 0:
         raise ValueError
     if side == "buy":
-        buy = True
-    elif side == "sell":
-        buy = False
-    else:
-        raise ValueError
-    return Trade(VENUE, c[0], int(ts), int(tid), p, q, buy)
+        return Trade(VENUE, c[0], t, i, p, q, True)
+    if side == "sell":
+        return Trade(VENUE, c[0], t, i, p, q, False)
+    raise ValueError
 
 
 def _mark(d, arg, conv, counters):
@@ -285,6 +285,7 @@ _CHANNELS = {
     "mark-price": _mark,
     "open-interest": _oi,
     "candle1m": _candle,
+    "liquidation-orders": _liquidations,
 }
 
 
@@ -297,40 +298,40 @@ def parse_message(data: str | bytes, instruments: Instruments | dict,
     if counters is None:
         counters = new_counters()
     counters["frames"] += 1
-    if data == "pong" or data == b"pong":  # keepalive reply: plain text, not JSON
-        counters["replies"] += 1
-        return [PONG]
     try:
         msg = loads(data)
-    except Exception:  # bad JSON, bad UTF-8, not text
+    except Exception:  # bad JSON, bad UTF-8, not text; or the keepalive reply
+        if data == "pong" or data == b"pong":   # plain text, not JSON
+            counters["replies"] += 1
+            return [PONG]
         counters["malformed"] += 1
         return []
     if msg.__class__ is not dict:
         counters["malformed"] += 1
         return []
-    conv = instruments.conv if instruments.__class__ is Instruments else instruments
     rows = msg.get("data")
-    arg = msg.get("arg")
     if rows is None:
         return _reply(msg, counters)
+    arg = msg.get("arg")
     if rows.__class__ is not list or arg.__class__ is not dict:
         counters["malformed"] += 1
         return []
     ch = arg.get("channel")
-    out = []
+    f = _CHANNELS.get(ch) if ch.__class__ is str else None
+    if f is None:
+        counters["unknown"] += 1  # tickers, books, ... (not subscribed by us)
+        return []
+    conv = instruments.conv if instruments.__class__ is Instruments else instruments
     try:
-        if ch == "liquidation-orders":  # a bad order is counted, the good ones still count
+        if f is _liquidations:  # a bad order is counted, the good ones still count
+            out = []
             for d in rows:
                 out += _liquidations(d, conv, counters)
+        elif len(rows) == 1:    # the usual push: one item
+            ev = f(rows[0], arg, conv, counters)
+            out = [] if ev is None else [ev]
         else:
-            f = _CHANNELS.get(ch) if ch.__class__ is str else None
-            if f is None:
-                counters["unknown"] += 1  # tickers, books, ... (not subscribed by us)
-                return []
-            for d in rows:
-                ev = f(d, arg, conv, counters)
-                if ev is not None:
-                    out.append(ev)
+            out = [ev for ev in (f(d, arg, conv, counters) for d in rows) if ev is not None]
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         counters["malformed"] += 1
         return []
