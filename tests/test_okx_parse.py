@@ -67,6 +67,7 @@ def test_the_real_instruments_list(ins):
     btc = ins.get("BTC-USDT-SWAP")
     assert (btc.symbol, btc.ct_val, btc.ct_val_ccy, btc.ct_type, btc.tick_sz, btc.lot_sz,
             btc.state) == ("BTCUSDT", 0.01, "BTC", "linear", 0.1, 1.0, "live")
+    assert (btc.tick_size, btc.step_size, btc.status) == (0.1, 0.01, "live")  # as Binance's
     assert ins.get("ETH-USDT-SWAP").ct_val == 0.1
     inv = ins.get("BTC-USD-SWAP")
     assert (inv.ct_val, inv.ct_val_ccy, inv.ct_type, inv.ours) == (100.0, "USD", "inverse", False)

@@ -92,6 +92,20 @@ class Instrument:
     def ours(self) -> bool:
         return bool(self.symbol) and self.ct_type == "linear"
 
+    # the names Binance's ``SymbolInfo`` uses, so callers can treat venues alike
+    @property
+    def tick_size(self) -> float:
+        return self.tick_sz
+
+    @property
+    def step_size(self) -> float:
+        """The smallest size step in base units (one lot of contracts × ctVal)."""
+        return self.lot_sz * self.ct_val
+
+    @property
+    def status(self) -> str:
+        return self.state
+
 
 class Instruments:
     """The venue's swaps by ``instId``, with the ctVal the parser converts sizes with."""
