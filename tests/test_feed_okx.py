@@ -318,6 +318,20 @@ async def test_text_pings_keep_a_quiet_socket_open(sim):
         assert proto(sim).counters["idle_closes"] == 0 and f.live.counters["reconnects"] == 0
 
 
+async def test_proactive_rotation_subscribes_the_new_socket_before_the_switch(sim):
+    async with Feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
+                    rotation_overlap_s=0.3) as f:
+        await until(lambda: f.live.counters["rotations"] >= 4
+                    and f.live.counters["duplicates"] > 0, what="rotations with an overlap")
+        await until(lambda: len(f.of(Trade)) > 100 and f.live.unacked() == set(),
+                    what="trades, every arg acknowledged")
+    assert FeedState.RECONNECTING not in f.states() and f.gaps == []
+    assert f.live.counters["ws_errors"] == 0
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        ids = [t.trade_id for t in f.of(Trade, sym)]
+        assert ids == sorted(set(ids))  # no trade delivered twice, none out of order
+
+
 async def test_a_missing_pong_replaces_the_socket(sim):
     async with Feed(sim, ("BTCUSDT",), stale_timeout_s=30.0, ping_after_s=0.2) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
