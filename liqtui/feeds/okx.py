@@ -125,7 +125,6 @@ class OkxRest:
         self._session = session
         self._own_session = session is None
         self.instruments: Instruments | None = None
-        self._activity: FeedState | None = None
         self.counters = dict.fromkeys(
             ("requests", "retries", "http_429", "http_5xx", "timeouts", "errors"), 0)
 
@@ -350,12 +349,8 @@ class OkxRest:
                            if OI_PERIODS[p] <= step and step % OI_PERIODS[p] == 0)
         period = OI_PERIODS[period_name]
         info = await self.symbol(symbol)
-        self._activity = FeedState.BACKFILLING
-        try:
-            return await self._backfill(info, start_ms, end_ms, lookback_ms, interval_ms, bar,
-                                        period_name, period, progress)
-        finally:
-            self._activity = None
+        return await self._backfill(info, start_ms, end_ms, lookback_ms, interval_ms, bar,
+                                    period_name, period, progress)
 
     async def _backfill(self, info, start_ms, end_ms, lookback_ms, iv, bar, period_name,
                         period, progress) -> Backfill:
