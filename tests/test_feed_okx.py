@@ -332,6 +332,20 @@ async def test_proactive_rotation_subscribes_the_new_socket_before_the_switch(si
         assert ids == sorted(set(ids))  # no trade delivered twice, none out of order
 
 
+async def test_a_service_upgrade_notice_moves_to_new_sockets_without_a_gap(sim):
+    async with Feed(sim, ("BTCUSDT",), rotation_overlap_s=0.2) as f:
+        await until(lambda: f.state is FeedState.LIVE and f.live.unacked() == set(),
+                    what="LIVE")
+        assert proto(sim).notice() == 2
+        await until(lambda: f.live.counters["rotations"] >= 2, what="both sockets rotated")
+        n = len(f.of(Trade))
+        await until(lambda: len(f.of(Trade)) > n + 20 and f.live.unacked() == set(),
+                    what="trades on the new sockets")
+    assert f.live.counters["notices"] == 2 and "64008" in f.live.notice
+    assert FeedState.RECONNECTING not in f.states() and f.gaps == []
+    assert min(f.live.subscribes.values()) >= 2
+
+
 async def test_a_missing_pong_replaces_the_socket(sim):
     async with Feed(sim, ("BTCUSDT",), stale_timeout_s=30.0, ping_after_s=0.2) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")

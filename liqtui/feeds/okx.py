@@ -503,9 +503,10 @@ class OkxLive(LiveFeed):
             elif r.code is None and isinstance(res, dict):   # an ack: one per arg
                 self.counters["acks"] += 1
                 self._pending.get(c.cid, set()).discard(_key(res.get("arg") or {}))
-            elif isinstance(res, dict):                     # notice: e.g. 64008, an upgrade
-                self.counters["notices"] += 1               # soon (the reconnect handles it)
-                self.notice = f"{r.code} {r.msg}"
+            elif isinstance(res, dict):                     # notice: 64008, the venue will
+                self.counters["notices"] += 1               # close the socket soon: move to
+                self.notice = f"{r.code} {r.msg}"           # a new one first (make before
+                c.opened = float("-inf")                    # break, as before the 24 h cut)
             else:                                           # error: the socket stays open
                 self.counters["ws_errors"] += 1
                 args = [a for a in self._pending.get(c.cid, ()) if _named_in(a, r.msg)]

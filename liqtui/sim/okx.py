@@ -478,6 +478,16 @@ class Protocol:
         conn.out.append(_CLOSE)
         conn.wake.set()
 
+    def notice(self, code: str = "64008") -> int:
+        """Tell every connection a service upgrade will close it (OKX sends this ~30 s
+        ahead); returns how many were told."""
+        text = _dumps({"event": "notice", "code": code, "msg": "The connection will soon be "
+                       "closed for a service upgrade. Please reconnect.", "connId": ""})
+        conns = [c for c in self._conns if not c.closing]
+        for conn in conns:
+            self._send(conn, text, control=True)
+        return len(conns)
+
     # -- replay: pre-rendered OKX frames at full speed (ingest benchmarks) -------------------
 
     async def prepare_replay(self, count: int) -> list[str]:
@@ -512,6 +522,9 @@ class Protocol:
     def on_events(self, events, now: int) -> None:
         """Each tick: render the market's new events as OKX pushes, then keep connections."""
         frames: list[tuple[tuple, dict]] = []
+        if not self._index:   # nobody subscribed: nothing to render (Binance-only runs)
+            events = ()
+            self._late.clear()
         for ev in events:
             inst = self.by_sym.get(ev[1])
             if inst is None:
