@@ -13,7 +13,9 @@ NaN, which the model reads as a 0.5 share; there are no mark-price extremes (NaN
 instType-wide ``liquidation-orders``) and ``/ws/v5/business`` (``candle1m``: OKX serves candles
 only there), subscribes after every (re)connect, checks the one ack per arg, sends the text
 ``ping`` after ``ping_after_s`` without any message and replaces a socket whose ``pong`` does
-not come. Everything else (states, dedupe, gaps, closed steps over REST) is ``LiveFeed``'s.
+not come, and moves to a new socket (make before break) when OKX announces a service upgrade
+(notice 64008). Liquidations of swaps we do not track are dropped (the channel brings all).
+Everything else (states, dedupe, gaps, closed steps over REST) is ``LiveFeed``'s.
 """
 
 from __future__ import annotations

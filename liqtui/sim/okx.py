@@ -20,7 +20,10 @@ shapes them (PROTOCOLS.md §3 and §5):
   with nothing sent for 30 s (wall), is closed with 4004;
 * ``liquidation-orders`` by instType: every instrument (an inverse BTC-USD-SWAP one now and
   then, which clients must drop), ``bkPx`` the bankruptcy price (beyond the fill), posSide
-  long/short or ``net``, and some pushes held back (late, hence out of order).
+  long/short or ``net``, and some pushes held back (late, hence out of order);
+* ``notice()`` sends the 64008 service-upgrade notice; ``answer_pings = False`` makes a
+  half-dead venue that no longer answers ``ping``; ``/replay/okx?count=N`` streams
+  pre-rendered pushes at full speed (ingest benchmarks).
 
 The exchange's ``faults`` apply as on the Binance side (drop, silent, slow, 429/418 bursts,
 5xx, malformed, truncated, extra fields). Durations measured by the client's own timers (rate
