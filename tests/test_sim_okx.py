@@ -220,7 +220,7 @@ async def test_acks_per_arg_ping_and_channel_routing(sim, http):
 
 
 async def test_idle_sockets_are_closed_with_4004(sim, http):
-    proto(sim).idle_close_s = 0.5
+    proto(sim).idle_close_s = 1.0
     ws = await http.ws_connect(sim.ws_url + "/ws/v5/public")
     msg = await ws.receive(timeout=5)   # never subscribed
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4004
@@ -229,8 +229,8 @@ async def test_idle_sockets_are_closed_with_4004(sim, http):
     await ws.send_str(json.dumps({"op": "subscribe", "args": [
         {"channel": "liquidation-orders", "instType": "OPTION"}]}))
     assert json.loads((await ws.receive(timeout=5)).data)["event"] == "subscribe"
-    for _ in range(4):
-        await asyncio.sleep(0.25)
+    for _ in range(6):
+        await asyncio.sleep(0.2)
         await ws.send_str("ping")
         assert (await ws.receive(timeout=5)).data == "pong"
     msg = await ws.receive(timeout=5)

@@ -129,6 +129,7 @@ class OkxRest:
         self.instruments: Instruments | None = None
         self.counters = dict.fromkeys(
             ("requests", "retries", "http_429", "http_5xx", "timeouts", "errors"), 0)
+        self.by_path: dict[str, int] = {}   # requests sent, per endpoint
 
     # ---------------------------------------------------------------- plumbing
 
@@ -171,6 +172,7 @@ class OkxRest:
         while True:
             await self.limiter.acquire(path, max_wait)
             self.counters["requests"] += 1
+            self.by_path[path] = self.by_path.get(path, 0) + 1
             problem = None
             try:
                 async with session.get(url, params=params, timeout=timeout) as r:
