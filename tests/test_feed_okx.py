@@ -226,7 +226,8 @@ class Feed:
         return [s.state for s in self.statuses]
 
     def of(self, cls, symbol=None):
-        return [e for e in self.events if isinstance(e, cls) and (symbol is None or e.symbol == symbol)]
+        return [e for e in self.events
+                if isinstance(e, cls) and (symbol is None or e.symbol == symbol)]
 
 
 N_ARGS = 1 + 3 + 1   # liquidation-orders, trades/mark-price/open-interest, candle1m (1 symbol)

@@ -193,11 +193,13 @@ async def test_acks_per_arg_ping_and_channel_routing(sim, http):
     args = [{"channel": "trades", "instId": "BTC-USDT-SWAP"},
             {"channel": "candle1m", "instId": "BTC-USDT-SWAP"},
             {"channel": "trades", "instId": "FOO-USDT-SWAP"},
+            {"channel": "trades", "instId": ["BTC-USDT-SWAP"]},
             {"channel": "mark-price", "instId": "ETH-USDT-SWAP"}]
     await ws.send_str(json.dumps({"op": "subscribe", "args": args}))
     replies = [json.loads((await ws.receive(timeout=5)).data) for _ in args]
-    assert [r["event"] for r in replies] == ["subscribe", "error", "error", "subscribe"]
-    assert replies[0]["arg"] == args[0] and replies[3]["arg"] == args[3]
+    assert [r["event"] for r in replies] == ["subscribe", "error", "error", "error",
+                                             "subscribe"]
+    assert replies[0]["arg"] == args[0] and replies[4]["arg"] == args[4]
     assert replies[1]["code"] == "60018" and "candle1m" in replies[1]["msg"]
     await ws.send_str("ping")
     texts = [(await ws.receive(timeout=5)).data for _ in range(200)]

@@ -109,7 +109,6 @@ class _Conn:
     close_msg: bytes = b""
 
 
-
 class Protocol:
     def __init__(self, exchange, venue_market):
         self.exchange = exchange
@@ -130,7 +129,7 @@ class Protocol:
         self._conns: set[_Conn] = set()
         self._index: dict[tuple, set[_Conn]] = {}    # (channel, instId|instType) → conns
         self._hits: dict[tuple, deque] = {}          # (ip, path) → wall times
-        self._late: list[tuple[int, str]] = []       # (due sim ms, frame text)
+        self._late: list[tuple[int, dict]] = []      # held-back pushes: (due sim ms, payload)
         self._last_oi = -1
         self._last_candle: dict[str, int] = {}
         self._last_drop = time.monotonic()
@@ -433,13 +432,14 @@ class Protocol:
                          "URL, channel and parameters referring to API document."
         ch = arg["channel"]
         served = PUBLIC if conn.path == "public" else BUSINESS
-        target = arg.get("instType") if ch == "liquidation-orders" else arg.get("instId")
-        ok = ch in served and (target in INST_TYPES if ch == "liquidation-orders"
-                               else target in self.inst)
-        if not ok:
-            return None, (f"Wrong URL or channel:{ch},{'instType' if ch == 'liquidation-orders' else 'instId'}:"
-                          f"{target} doesn't exist. Please use the correct URL, channel and "
-                          "parameters referring to API document.")
+        by_type = ch == "liquidation-orders"
+        name = "instType" if by_type else "instId"
+        target = arg.get(name)
+        if ch not in served or not isinstance(target, str) or \
+                target not in (INST_TYPES if by_type else self.inst):
+            return None, (f"Wrong URL or channel:{ch},{name}:{target} doesn't exist. Please "
+                          "use the correct URL, channel and parameters referring to API "
+                          "document.")
         return (ch, target), None
 
     @staticmethod
