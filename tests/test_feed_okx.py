@@ -19,6 +19,8 @@ from liqtui.feeds.okx import (
     CANDLES,
     HISTORY,
     LIMITS,
+    MARK_CANDLES,
+    MARK_HISTORY,
     RUBIK_OI,
     EndpointLimiter,
     OkxLive,
@@ -88,8 +90,8 @@ async def test_backfill_of_a_day_matches_the_venue(sim, market):
     inst = "BTC-USDT-SWAP"
     async with OkxRest(sim.rest_url) as rest:
         bf = await rest.backfill("BTCUSDT", start, end)
-        # instruments + time, then 3 candle pages and 3 rubik pages of ≤ 100
-        assert rest.counters["requests"] == 8 and rest.counters["http_429"] == 0
+        # instruments + time, then 3 pages of ≤ 100 each of candles, mark candles and rubik
+        assert rest.counters["requests"] == 11 and rest.counters["http_429"] == 0
     t = bf["time"]
     assert len(t) == DAY // STEP and t[0] == start and np.all(np.diff(t) == STEP)
     assert bf.start == start and bf.end == end and bf.warnings == [] and bf.symbol == "BTCUSDT"
@@ -103,7 +105,9 @@ async def test_backfill_of_a_day_matches_the_venue(sim, market):
     raw = market.klines("BTCUSDT", STEP, start_ms=start, end_ms=end - 1, limit=1500)
     np.testing.assert_allclose(bf["volume"], [r[5] * 0.45 for r in raw], atol=1e-4)
     assert np.isnan(bf["taker_buy_quote_volume"]).all()     # 0.5 share in the model
-    assert np.isnan(bf["mark_high"]).all() and np.isnan(bf["mark_low"]).all()
+    mk = vm.mark_klines("BTCUSDT", STEP, start_ms=start, end_ms=end - 1, limit=1500)
+    assert bf["mark_high"].tolist() == [float(p._px(inst, r[2])) for r in mk]
+    assert bf["mark_low"].tolist() == [float(p._px(inst, r[3])) for r in mk]
     oi = vm.open_interest_hist("BTCUSDT", STEP, start_ms=start + STEP, end_ms=end, limit=500)
     assert [r[0] for r in oi] == (t + STEP).tolist()
     assert bf["open_interest"].tolist() == [
@@ -122,8 +126,11 @@ async def test_paging_reaches_history_candles_beyond_1440_rows(sim, market):
     assert len(t) == 30 * 60 and np.all(np.diff(t) == MIN)
     assert np.isfinite(bf["open_interest"]).all() and np.isfinite(bf["close"]).all()
     np.testing.assert_array_equal(bf["close"][-300:], ref["close"])
-    # 18 + 3 pages of 1-minute candles, the oldest 360 rows only on history-candles
+    # 18 + 3 pages of 1-minute candles, the oldest 360 rows only on history-candles; the
+    # same for mark-price candles
     assert paths[CANDLES] + paths[HISTORY] == 21 and paths[HISTORY] >= 3
+    assert paths[MARK_CANDLES] + paths[MARK_HISTORY] == 21 and paths[MARK_HISTORY] >= 3
+    assert np.isfinite(bf["mark_high"]).all() and (bf["mark_low"] <= bf["mark_high"]).all()
     # 4 + 1 rubik pages: its 5 / 2 s window (4 kept) made the fifth wait, the venue saw no 429
     assert paths[RUBIK_OI] == 5 and rest.limiter.waited_s > 0
     assert proto(sim).counters["rate_limited"] == 0

@@ -123,6 +123,21 @@ async def test_cursors_and_the_1440_row_window(sim, http):
     assert [int(r[0]) for r in b["data"]] == [old - k * MIN for k in range(1, 6)]
 
 
+async def test_mark_price_candles(sim, http, market):
+    _, body = await get(http, sim, "/api/v5/market/mark-price-candles", instId="BTC-USDT-SWAP",
+                        bar="5m", limit="100")
+    rows = body["data"]
+    ts = [int(r[0]) for r in rows]
+    assert len(rows) == 100 and all(len(r) == 6 for r in rows) and ts == sorted(ts, reverse=True)
+    ref = {r[0]: r for r in market.mark_klines("BTCUSDT", STEP, start_ms=ts[-1], limit=100)}
+    for r in rows[1:20]:
+        assert all(_on_tick(x, 0.1) for x in r[1:5]) and r[5] == "1"
+        assert math.isclose(float(r[2]), ref[int(r[0])][2] * (1 - 0.0003), abs_tol=0.05)
+    _, body = await get(http, sim, "/api/v5/market/mark-price-candles", instId="BTC-USDT-SWAP",
+                        bar="5m", limit="101")
+    assert body["code"] == "51000"   # ≤ 100 here
+
+
 async def test_unknown_instrument_is_an_error_with_http_200(sim, http):
     st, body = await get(http, sim, "/api/v5/market/candles", instId="FOO-USDT-SWAP", bar="5m")
     assert st == 200 and body["code"] == "51001" and body["data"] == []

@@ -21,8 +21,8 @@ position's margin is gone), which lies beyond the real fill; OKX publishes no fi
 Pushes come late and out of order: nothing here assumes monotonic time.
 
 REST: the envelope ``{"code": "0", "msg": "", "data": [...]}`` is checked by ``unwrap``; a
-non-"0" code is an error even with HTTP 200. Candles come newest first; ``parse_candles``
-returns them oldest first.
+non-"0" code is an error even with HTTP 200. Candles (and mark-price candles) come newest
+first; ``parse_candles`` / ``parse_mark_candles`` return them oldest first.
 """
 
 from __future__ import annotations
@@ -416,6 +416,18 @@ def parse_candles(data, ct_val: float) -> list[tuple]:
         quote = float(r[7]) if len(r) > 7 and r[7] != "" else _NAN
         rows.append((int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), base,
                      quote, len(r) <= 8 or r[8] == "1"))
+    rows.reverse()
+    return rows
+
+
+def parse_mark_candles(data) -> list[tuple]:
+    """Mark-price candle rows (newest first, ``[ts, o, h, l, c, confirm]``) → oldest-first
+    (open_ms, o, h, l, c)."""
+    rows = []
+    for r in data:
+        if not isinstance(r, list) or len(r) < 5:
+            raise ValueError(f"mark-price candles: bad row {str(r)[:80]}")
+        rows.append((int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4])))
     rows.reverse()
     return rows
 

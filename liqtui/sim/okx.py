@@ -10,7 +10,8 @@ shapes them (PROTOCOLS.md §3 and §5):
   (51001 unknown instrument, even with HTTP 200; 51000 bad parameter; 50011 rate limit with
   HTTP 429, also for the exchange's injected 429/418 bursts: OKX has no 418 bans);
 * candles newest first, ``/market/candles`` only the latest 1,440 rows (limit ≤ 300),
-  ``/market/history-candles`` older ones too (limit ≤ 100); ``after``/``before`` cursors;
+  ``/market/history-candles`` older ones too (limit ≤ 100); the same for mark-price candles
+  (``[ts, o, h, l, c, confirm]``, limit ≤ 100); ``after``/``before`` cursors;
   bars 1m…4H and the UTC-aligned 6Hutc/12Hutc/1Dutc (the UTC+8 ones are not simulated);
 * per-instrument open-interest history (rubik, the latest 1,440 periods, newest first);
 * per-endpoint limits per IP over a sliding 2-second window (candles 40, history 20, rubik 5);
@@ -66,6 +67,8 @@ RECENT_ROWS = 1440                # /market/candles and rubik serve the latest 1
 LIMITS = {                        # path → (requests, per wall seconds) per IP
     "/api/v5/market/candles": (40, 2.0),
     "/api/v5/market/history-candles": (20, 2.0),
+    "/api/v5/market/mark-price-candles": (20, 2.0),
+    "/api/v5/market/history-mark-price-candles": (10, 2.0),
     "/api/v5/rubik/stat/contracts/open-interest-history": (5, 2.0),
     "/api/v5/public/open-interest": (20, 2.0),
     "/api/v5/public/mark-price": (10, 2.0),
@@ -143,6 +146,10 @@ class Protocol:
             ("/api/v5/public/instruments", self._instruments),
             ("/api/v5/market/candles", lambda q: self._candles(q, history=False)),
             ("/api/v5/market/history-candles", lambda q: self._candles(q, history=True)),
+            ("/api/v5/market/mark-price-candles",
+             lambda q: self._candles(q, history=False, mark=True)),
+            ("/api/v5/market/history-mark-price-candles",
+             lambda q: self._candles(q, history=True, mark=True)),
             ("/api/v5/public/open-interest", self._open_interest),
             ("/api/v5/rubik/stat/contracts/open-interest-history", self._oi_history),
             ("/api/v5/public/mark-price", self._mark_price),
@@ -274,14 +281,16 @@ class Protocol:
                 raise _Err("51001", "Instrument ID does not exist.")
         return out
 
-    def _candles(self, q, history: bool) -> list:
+    def _candles(self, q, history: bool, mark: bool = False) -> list:
+        """Trade candles, or mark-price candles ``[ts, o, h, l, c, confirm]`` (``mark``);
+        newest first; without ``history`` only the latest 1,440 rows."""
         inst = self._inst_arg(q)
         bar = q.get("bar", "1m")
         iv = BARS.get(bar)
         if iv is None:
             raise _Err("51000", "Parameter bar error", 400)
         limit = self._int_arg(q, "limit")
-        top = 100 if history else 300
+        top = 100 if history or mark else 300
         if limit is None:
             limit = 100
         if not 1 <= limit <= top:
@@ -291,14 +300,17 @@ class Protocol:
         newest = now // iv * iv
         end = newest if after is None else min(newest, after - 1)
         sym, ct, tick, lot = self.inst[q["instId"]]
-        rows = self.vm.klines(sym, iv, end_ms=end, limit=limit) if end >= 0 else []
+        fn = self.vm.mark_klines if mark else self.vm.klines
+        rows = fn(sym, iv, end_ms=end, limit=limit) if end >= 0 else []
         oldest = None if history else newest - (RECENT_ROWS - 1) * iv
         out = []
         for r in reversed(rows):   # newest first
             t = int(r[0])
             if (before is not None and t <= before) or (oldest is not None and t < oldest):
                 continue
-            out.append(self._candle_row(inst, r, closed=t + iv <= now))
+            closed = t + iv <= now
+            out.append([str(t), *(self._px(inst, x) for x in r[1:5]), "1" if closed else "0"]
+                       if mark else self._candle_row(inst, r, closed))
         return out
 
     def _candle_row(self, inst: str, r, closed: bool) -> list:
