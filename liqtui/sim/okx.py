@@ -202,6 +202,15 @@ class Protocol:
             raise _Err("51000", f"Parameter {name} error", 400)
         return int(v)
 
+    def _limit(self, q, top: int) -> int:
+        """``limit``: 100 when absent, else 1..top."""
+        limit = self._int_arg(q, "limit")
+        if limit is None:
+            return 100
+        if not 1 <= limit <= top:
+            raise _Err("51000", "Parameter limit error", 400)
+        return limit
+
     # -- REST --------------------------------------------------------------------------------
 
     def _rest_handler(self, path: str, fn):
@@ -289,12 +298,7 @@ class Protocol:
         iv = BARS.get(bar)
         if iv is None:
             raise _Err("51000", "Parameter bar error", 400)
-        limit = self._int_arg(q, "limit")
-        top = 100 if history or mark else 300
-        if limit is None:
-            limit = 100
-        if not 1 <= limit <= top:
-            raise _Err("51000", "Parameter limit error", 400)
+        limit = self._limit(q, 100 if history or mark else 300)
         after, before = self._int_arg(q, "after"), self._int_arg(q, "before")
         now = self.exchange.now()
         newest = now // iv * iv
@@ -349,10 +353,7 @@ class Protocol:
         per = OI_PERIODS.get(period)
         if per is None:
             raise _Err("51000", "Parameter period error", 400)
-        limit = self._int_arg(q, "limit")
-        limit = 100 if limit is None else limit
-        if not 1 <= limit <= 100:
-            raise _Err("51000", "Parameter limit error", 400)
+        limit = self._limit(q, 100)
         begin, end = self._int_arg(q, "begin"), self._int_arg(q, "end")
         now = self.exchange.now()
         newest = now // per * per
