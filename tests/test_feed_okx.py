@@ -419,6 +419,34 @@ async def test_ingest_of_the_replay_counts_every_message(sim):
     assert live.bars.forming("BTCUSDT") is not None and live.last_mark["ETHUSDT"].price > 0
 
 
+def test_a_late_liquidation_is_accepted_once():
+    """OKX pushes liquidations late and out of order: an older one after a newer one is
+    accepted; the same order pushed again (a reconnect's overlap) is not."""
+    from liqtui.feeds.live import Conn
+
+    ins = Instruments([Instrument("BTC-USDT-SWAP", "BTCUSDT", 0.01, "BTC", "linear", 0.1,
+                                  0.01, "live")])
+    events = []
+    live = OkxLive("ws://127.0.0.1:1", ["BTCUSDT"], instruments=ins, on_event=events.append)
+    c = Conn(0, (), ("BTCUSDT",), "")
+
+    def push(ts, sz="2", inst="BTC-USDT-SWAP"):
+        frame = ('{"arg":{"channel":"liquidation-orders","instType":"SWAP"},"data":[{"details":'
+                 '[{"bkLoss":"0","bkPx":"90000.1","ccy":"","posSide":"net","side":"buy","sz":"'
+                 + sz + '","ts":"' + str(ts) + '"}],"instId":"' + inst + '","instType":"SWAP"}]}')
+        live._on_frame(c, live._parse(frame))
+
+    push(1_700_000_600_000)
+    push(1_700_000_100_000)            # 8 minutes late
+    push(1_700_000_100_000)            # the same order again
+    push(1_700_000_100_000, sz="3")    # another order at the same instant
+    push(1_700_000_200_000, inst="ETH-USDT-SWAP")   # not tracked
+    assert [(e.time, e.qty, e.side) for e in events] == [
+        (1_700_000_600_000, 0.02, "short"), (1_700_000_100_000, 0.02, "short"),
+        (1_700_000_100_000, 0.03, "short")]
+    assert live.counters["duplicates"] == 1 and live.counters["foreign"] == 1
+
+
 def test_bad_symbols_and_urls_are_refused_clearly():
     ins = Instruments()
     with pytest.raises(ValueError, match="inverse"):
