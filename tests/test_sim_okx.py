@@ -161,9 +161,13 @@ async def test_open_interest_now_and_history(sim, http, market):
                                                                   start_ms=ts[-1], limit=100))
     for r in rows[:10]:
         assert math.isclose(float(r[2]), hist[int(r[0])] * 0.35, abs_tol=0.0001)
+    # end = older than, begin = newer than (both exclusive)
+    _, body = await get(http, sim, "/api/v5/rubik/stat/contracts/open-interest-history",
+                        instId="BTC-USDT-SWAP", period="5m", end=str(ts[1]), begin=str(ts[5]))
+    assert [int(r[0]) for r in body["data"]] == ts[2:5]
     # only the latest 1,440 periods exist
     _, body = await get(http, sim, "/api/v5/rubik/stat/contracts/open-interest-history",
-                        instId="BTC-USDT-SWAP", period="5m", end=str(ts[0] - 1440 * STEP))
+                        instId="BTC-USDT-SWAP", period="5m", end=str(ts[0] - 1439 * STEP))
     assert body["data"] == []
 
 

@@ -67,7 +67,7 @@ MARK_HISTORY = "/api/v5/market/history-mark-price-candles"
 RUBIK_OI = "/api/v5/rubik/stat/contracts/open-interest-history"
 LIMITS = {                 # path → (requests, per seconds), per IP, as OKX documents them
     CANDLES: (40, 2.0), HISTORY: (20, 2.0), RUBIK_OI: (5, 2.0), MARK_CANDLES: (20, 2.0),
-    MARK_HISTORY: (10, 2.0),
+    MARK_HISTORY: (20, 2.0),
     "/api/v5/public/open-interest": (20, 2.0), "/api/v5/public/mark-price": (10, 2.0),
     "/api/v5/public/instruments": (20, 2.0), "/api/v5/public/time": (10, 2.0),
 }
@@ -333,8 +333,10 @@ class OkxRest:
         while cursor >= first:
             n = min(PAGE, (cursor - first) // period + 1)
             wfirst = cursor - (n - 1) * period
+            # end: older than ts, begin: newer than ts (both exclusive, as after/before)
             data = await self._get(RUBIK_OI, {"instId": info.inst_id, "period": period_name,
-                                              "begin": wfirst, "end": cursor, "limit": n})
+                                              "begin": wfirst - 1, "end": cursor + 1,
+                                              "limit": n})
             try:
                 page = parse_oi_history(data)
             except (ValueError, TypeError, IndexError) as e:

@@ -13,7 +13,8 @@ shapes them (PROTOCOLS.md §3 and §5):
   ``/market/history-candles`` older ones too (limit ≤ 100); the same for mark-price candles
   (``[ts, o, h, l, c, confirm]``, limit ≤ 100); ``after``/``before`` cursors;
   bars 1m…4H and the UTC-aligned 6Hutc/12Hutc/1Dutc (the UTC+8 ones are not simulated);
-* per-instrument open-interest history (rubik, the latest 1,440 periods, newest first);
+* per-instrument open-interest history (rubik, the latest 1,440 periods, newest first,
+  ``end``/``begin`` = older/newer than, as the candles' ``after``/``before``);
 * per-endpoint limits per IP over a sliding 2-second window (candles 40, history 20, rubik 5);
 * WebSocket: ``{"op":"subscribe","args":[…]}`` answered with one ack per arg; a candle
   channel on /public (or a public channel on /business) is error 60018, which does not close
@@ -68,7 +69,7 @@ LIMITS = {                        # path → (requests, per wall seconds) per IP
     "/api/v5/market/candles": (40, 2.0),
     "/api/v5/market/history-candles": (20, 2.0),
     "/api/v5/market/mark-price-candles": (20, 2.0),
-    "/api/v5/market/history-mark-price-candles": (10, 2.0),
+    "/api/v5/market/history-mark-price-candles": (20, 2.0),
     "/api/v5/rubik/stat/contracts/open-interest-history": (5, 2.0),
     "/api/v5/public/open-interest": (20, 2.0),
     "/api/v5/public/mark-price": (10, 2.0),
@@ -354,16 +355,17 @@ class Protocol:
         if per is None:
             raise _Err("51000", "Parameter period error", 400)
         limit = self._limit(q, 100)
+        # as after/before of candles: end = older than ts, begin = newer than ts
         begin, end = self._int_arg(q, "begin"), self._int_arg(q, "end")
         now = self.exchange.now()
         newest = now // per * per
-        hi = newest if end is None else min(newest, end)
+        hi = newest if end is None else min(newest, end - 1)
         oldest = newest - (RECENT_ROWS - 1) * per
         sym = self.inst[inst][0]
         rows = self.vm.open_interest_hist(sym, per, end_ms=hi, limit=limit)
         out = []
         for t, base, usd in reversed(rows):
-            if t < oldest or (begin is not None and t < begin):
+            if t < oldest or (begin is not None and t <= begin):
                 continue
             n = self._contracts(inst, base, at_least_one=False)
             ccy = self._base(inst, n)
