@@ -19,6 +19,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import aiohttp
+
 from .feeds.events import FeedStatus, Liquidation, MarkPrice, OpenInterest
 from .feeds.rest import RestError
 from .report import utc
@@ -87,10 +89,13 @@ class Recorder:
 
     async def _venue(self, t: Target) -> None:
         on_event, on_steps, on_status = self._callbacks(t)
-        # one REST client (one weight limiter) for the backfill and the live feed's polls
-        rest = t.rest_cls(t.rest_url, settings=self.settings)
-        t.live = t.live_cls(t.ws_url, t.symbols, rest=rest, settings=self.settings,
-                            on_event=on_event, on_status=on_status, on_steps=on_steps)
+        # one session and one REST client (one rate limiter) for the backfill and the live
+        # feed's polls; the session is ours, so whichever starts first, it is closed once
+        session = aiohttp.ClientSession(trust_env=True)
+        rest = t.rest_cls(t.rest_url, session=session, settings=self.settings)
+        t.live = t.live_cls(t.ws_url, t.symbols, rest=rest, session=session,
+                            settings=self.settings, on_event=on_event, on_status=on_status,
+                            on_steps=on_steps)
         runner = asyncio.create_task(t.live.run(), name=f"live-{t.venue}")
         for sym, tick in t.ticks.items():
             self.store.set_tick_size(t.venue, sym, tick)
@@ -103,7 +108,7 @@ class Recorder:
         finally:
             await t.live.stop()
             await asyncio.gather(runner, return_exceptions=True)
-            await rest.close()
+            await session.close()
 
     async def _backfill(self, t: Target, rest, sym: str) -> None:
         last = self.store.last_step(t.venue, sym, self.step_ms)

@@ -276,3 +276,24 @@ async def test_demo_data_go_to_their_own_store(tmp_path, env):
     assert not (tmp_path / "liqtui" / "liqtui.db").exists()
     with Store(demo, readonly=True) as st:
         assert st.info()["series"][0]["bars"] >= 11
+
+
+async def test_all_venues_are_recorded_side_by_side(tmp_path, env):
+    rec = await Recording(["--demo", "--venue", "all", "--symbols", "BTCUSDT", "--demo-days",
+                           "0.2", "--demo-speed", "30", "--backfill", "1h", "--every", "1",
+                           "--data-dir", str(tmp_path)], env).start()
+    for venue in ("binance", "bybit", "okx"):
+        await rec.wait_for(rf"{venue} BTCUSDT: backfilled 1[123] closed steps")
+    await rec.wait_for(r"okx LIVE")
+    await asyncio.sleep(2)
+    rec.proc.send_signal(signal.SIGTERM)
+    assert await rec.finish() == 0
+    text = "\n".join(rec.lines)
+    assert "Traceback" not in text and "Unclosed" not in text, text
+    with Store(tmp_path / "liqtui.db", readonly=True) as st:
+        series = {s["venue"]: s for s in st.info()["series"]}
+        assert set(series) == {"binance", "bybit", "okx"}
+        assert all(s["bars"] >= 11 and s["symbol"] == "BTCUSDT" for s in series.values())
+        closes = {v: st.steps(v, "BTCUSDT")["close"][-1] for v in series}
+    # one simulated market seen through three venues: the same price but for each basis
+    assert max(closes.values()) / min(closes.values()) < 1.01
