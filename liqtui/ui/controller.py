@@ -34,7 +34,7 @@ DAY = 86_400_000
 
 @dataclass
 class FeedEvent:
-    time: int        # local wall ms
+    time: int        # exchange ms (the controller's clock: the sim's in --demo)
     symbol: str
     text: str
 
@@ -114,7 +114,7 @@ class Controller:
     # ------------------------------------------------------------------ events log
 
     def note(self, symbol: str, text: str, level=logging.INFO) -> None:
-        self.events.append(FeedEvent(int(time.time() * 1000), symbol, text))
+        self.events.append(FeedEvent(self.clock(), symbol, text))
         log.log(level, "%s %s", symbol, text)
 
     # ------------------------------------------------------------------ assets
