@@ -419,13 +419,22 @@ def cmd_app(args) -> int:
         if UI_RANGES[range_name] > opts.lookback_ms:
             opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
     logger.info("liqtui %s starting: %s %s", __version__, "demo" if args.demo else rest_url, symbol)
+    if not args.demo:
+        unknown = _unknown_symbol(rest_url, symbol, feed_settings)
+        if unknown:
+            return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
+                          f"{unknown}")
     if args.demo:
         # built before Textual starts its threads: a cold build forks worker processes
         from .sim.market import CATALOGUE, Market
         from .ui.controller import demo_symbols
 
         if symbol not in CATALOGUE:
-            return _error(f"--symbol {symbol}: the simulated exchange does not list it; "
+            import difflib
+
+            near = difflib.get_close_matches(symbol, list(CATALOGUE), n=1)
+            return _error(f"--symbol {symbol}: the simulated exchange does not list it"
+                          f"{f' (did you mean {near[0]}?)' if near else ''}; "
                           f"--demo serves {', '.join(sorted(CATALOGUE))}")
 
         if sys.stderr.isatty():
@@ -440,6 +449,31 @@ def cmd_app(args) -> int:
                     ", ".join(opts.demo_market.cache_hits) or "none")
     LiqApp(opts).run()
     return 0
+
+
+def _unknown_symbol(rest_url: str, symbol: str, feed_settings) -> str | None:
+    """Ask the venue once, briefly, whether it lists ``symbol``: the reason if it does not,
+    else None. A venue that cannot be reached (or is slow, or limits us) is not a verdict:
+    the app starts and shows the feed state."""
+    import asyncio
+    from dataclasses import replace
+
+    from .feeds import BinanceRest, UnknownSymbolError
+
+    quick = replace(feed_settings, rest_retries=0, rest_timeout_s=3.0)
+
+    async def ask() -> None:
+        async with BinanceRest(rest_url, settings=quick) as rest:
+            await rest.exchange_info(max_wait=1.0)
+            await rest.symbol(symbol)
+
+    try:
+        asyncio.run(asyncio.wait_for(ask(), 5.0))
+    except UnknownSymbolError as e:
+        return str(e)
+    except Exception:  # noqa: BLE001 - unreachable, 429, 5xx, timeout: the app says so itself
+        return None
+    return None
 
 
 def _error(msg: str) -> int:

@@ -332,3 +332,45 @@ def test_ui_and_keys_tables(tmp_path):
     cfg.write_text('[keys]\nhelp = 5\n')
     with pytest.raises(ConfigError, match=r"\[keys\] help is '5'"):
         load_settings(env={}, config_path=cfg)
+
+
+# ------------------------------------------------------------------ unknown symbols
+
+
+@pytest.fixture(scope="module")
+def small_market():
+    from liqtui.sim.market import Market
+
+    return Market(("BTCUSDT", "ETHUSDT"), 3, history_days=0.5, time_scale=30.0)
+
+
+async def test_unknown_watchlist_entry_is_a_notification_and_skipped(small_market):
+    """Against the sim over real sockets (not --demo): the config's watchlist names a symbol
+    the venue does not list; the app says so once and ] steps over it."""
+    from liqtui.sim.server import SimExchange
+
+    sx = SimExchange(small_market)
+    await sx.start("127.0.0.1", 0)
+    try:
+        app = LiqApp(AppOptions(rest_url=sx.rest_url, ws_url=sx.ws_url,
+                                watchlist=("BTCUSDT", "NOPEUSDT", "ETHUSDT"),
+                                lookback_ms=43_200_000, range_name="12h"))
+        async with app.run_test(size=SIZE) as pilot:
+            # straight away, before the venue's list may have arrived: still refused
+            app.switch_asset("ETHUSTD")
+            assert await until(pilot, lambda: any("unknown symbol ETHUSTD" in n.message
+                                                  for n in app._notifications))
+            note = next(n.message for n in app._notifications if "ETHUSTD" in n.message)
+            assert "did you mean ETHUSDT?" in note
+            assert app.symbol == "BTCUSDT" and "ETHUSTD" not in app.controller.feeds
+            assert await until(pilot, lambda: any("NOPEUSDT not listed" in n.message
+                                                  for n in app._notifications))
+            assert app.options.watchlist == ("BTCUSDT", "ETHUSDT")
+            await pilot.press("right_square_bracket")
+            assert await until(pilot, lambda: app.symbol == "ETHUSDT")
+            assert await until(pilot, lambda: painted(app) and app.view.hm is app.feed.heatmap)
+            app.switch_asset("NOPEUSDT")
+            await pilot.pause(0.1)
+            assert app.symbol == "ETHUSDT" and painted(app)
+    finally:
+        await sx.stop()

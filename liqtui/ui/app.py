@@ -8,6 +8,7 @@ column at most once a second, the header and the list only when their text chang
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -231,7 +232,18 @@ class LiqApp(App):
             log.info("demo: simulated exchange on %s", c.rest_url)
         self._feeds_ready = True
         self.controller.switch(self.symbol)
-        self.run_worker(self.controller.load_symbols(), name="symbols", group="symbols")
+        self.run_worker(self._load_symbols(), name="symbols", group="symbols")
+
+    async def _load_symbols(self) -> None:
+        """The venue's list for the picker; watchlist entries it does not list are left out
+        (with a notification), so ] [ and 1…9 step over them."""
+        known = await self.controller.load_symbols()
+        wl = self.options.watchlist
+        bad = [s for s in wl if known and s not in known and s != self.symbol]
+        if bad:
+            self.options.watchlist = tuple(s for s in wl if s not in bad)
+            self.notify(f"watchlist: {', '.join(bad)} not listed by the venue; left out",
+                        severity="warning")
 
     async def action_quit(self) -> None:
         await self.shutdown()
@@ -375,14 +387,34 @@ class LiqApp(App):
         if not symbol.isalnum():
             self.notify(f"{symbol!r} is not a symbol", severity="warning")
             return
-        known = self.controller.symbols
-        if known and symbol not in known:
-            self.notify(f"unknown symbol {symbol}; the venue lists {len(known)} perpetuals",
-                        severity="warning")
-            return
         if not self._feeds_ready:
             self.symbol = symbol
             return
+        known = self.controller.symbols
+        if not known and symbol not in self.controller.feeds:
+            # the venue's list is not here yet: ask for it first, then switch or say why not
+            self.run_worker(self._switch_checked(symbol), group="switch", exclusive=True)
+            return
+        if known and symbol not in known:
+            self._unknown(symbol, known)
+            return
+        self._switch(symbol)
+
+    async def _switch_checked(self, symbol: str) -> None:
+        known = await self.controller.load_symbols()
+        if known and symbol not in known:
+            self._unknown(symbol, known)
+        else:  # listed, or the venue cannot say now: the feed state will
+            self._switch(symbol)
+
+    def _unknown(self, symbol: str, known) -> None:
+        """Say so; the current asset stays."""
+        near = difflib.get_close_matches(symbol, list(known), n=3)
+        self.notify(f"unknown symbol {symbol}: not a perpetual the venue lists "
+                    f"({len(known)} are)" + (f"; did you mean {', '.join(near)}?" if near else ""),
+                    severity="warning")
+
+    def _switch(self, symbol: str) -> None:
         self.symbol = symbol
         self._shown = None
         self.view.cursor = None
