@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip("textual")
@@ -374,3 +375,33 @@ async def test_unknown_watchlist_entry_is_a_notification_and_skipped(small_marke
             assert app.symbol == "ETHUSDT" and painted(app)
     finally:
         await sx.stop()
+
+
+async def test_older_lookback_failure_is_shown_and_retried_until_it_succeeds(sim_cache):
+    """The displayed range arrives, then the venue fails (5xx, slowly) while the older part of
+    the lookback is fetched: the header says so, the live view goes on, and the older part is
+    fetched again with backoff until the whole lookback is there."""
+    from liqtui.sim.faults import Faults
+
+    faults = Faults(slow_ms=150)
+    fs = FeedSettings(stale_timeout_s=5.0, rest_retries=0, rest_backoff_base_s=0.05,
+                      rest_backoff_cap_s=0.1)
+    app = LiqApp(options(sim_cache, demo_faults=faults, feed_settings=fs))
+    async with app.run_test(size=SIZE) as pilot:
+        assert await until(pilot, lambda: app.feed is not None and app.feed.older is not None,
+                           step=0.005)
+        faults.http_5xx_rate = 1.0  # the older part's requests are in flight or still to come
+        f = app.feed
+        assert await until(pilot, lambda: "older history: retrying" in header(app)), header(app)
+        assert painted(app) and app.is_running and f.older is not None
+        first = f.series.steps["time"][0]
+        faults.http_5xx_rate, faults.slow_ms = 0.0, 0.0
+        assert await until(pilot, lambda: f.older is None, timeout=20), header(app)
+        assert await until(pilot, lambda: "older history" not in header(app)), header(app)
+        events = [e.text for e in app.controller.events]
+        assert any(t.startswith("older history: retrying in 2 s") for t in events)
+        assert any(t.startswith("lookback complete") for t in events)
+        steps = f.series.steps["time"]
+        assert steps[0] < first
+        assert steps[-1] - steps[0] >= 86_400_000 - 2 * 300_000  # the whole day's lookback
+        assert (np.diff(steps) == 300_000).all()  # no gap where the failure was

@@ -378,6 +378,8 @@ class LiqApp(App):
             h.age_s = (self.controller.clock() - f.last_data_ms) / 1000
         if h.state not in ("LIVE",) and f.reason and not h.note and f.phase != "error":
             h.note = f.reason[:60]
+        if f.older_error and not h.note:
+            h.note = f.older_error[:60]
         return h
 
     # ------------------------------------------------------------------ assets

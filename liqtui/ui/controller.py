@@ -58,6 +58,9 @@ class AssetFeed:
     tick_size: float | None = None
     used: float = 0.0                # monotonic time of the last switch to it
     live_task: asyncio.Task | None = None
+    older: tuple[int, int] | None = None  # the part of the lookback still to fetch (ms span)
+    older_task: asyncio.Task | None = None
+    older_error: str = ""            # why the last fetch of it failed, and when it retries
 
     @property
     def heatmap(self):
@@ -166,11 +169,14 @@ class Controller:
             try:
                 if f.series.steps is None:
                     await self._backfill(f)
+                self._older_start(f)
                 await self._follow(f)
                 if self.closed:
                     return
                 raise RestError(f"the live feed stopped ({f.reason or 'no reason given'})")
             except asyncio.CancelledError:
+                if f.older_task is not None:
+                    f.older_task.cancel()  # resumed by the next switch to this asset
                 if f.live is not None:
                     await f.live.stop()
                 raise
@@ -181,9 +187,7 @@ class Controller:
                 f.tick += 1
                 return
             except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
-                msg = str(e) if isinstance(e, RestError) else f"{type(e).__name__}: {e}"
-                if not isinstance(e, RestError):
-                    log.exception("%s feed failed", f.symbol)
+                msg = _failure(f.symbol, e)
                 f.state, f.reason = FeedState.ERROR, f"{msg} · retrying in {delay:.0f} s"
                 f.error = f.reason
                 if f.series.steps is None:
@@ -199,11 +203,7 @@ class Controller:
         f.phase, f.state = "backfilling", FeedState.BACKFILLING
         rest = BinanceRest(self.rest_url, settings=self.settings)
         t0 = time.perf_counter()
-
-        def progress(done, total):
-            f.progress = (done, total)
-            f.tick += 1
-
+        progress = self._progress(f)
         try:
             info = await rest.symbol(f.symbol)
             f.tick_size = info.tick_size
@@ -220,19 +220,56 @@ class Controller:
             f.phase = "ready"
             self.note(f.symbol, f"backfilled {len(bf['time'])} steps in "
                                 f"{time.perf_counter() - t0:.1f} s")
-            self._live_start(f, bf.end)
             if self.lookback_ms > first_span:
-                older = await rest.backfill(info.symbol, bf.end - self.lookback_ms, bf.start,
-                                            progress=progress)
+                f.older = (bf.end - self.lookback_ms, bf.start)
+            self._live_start(f, bf.end)
+        finally:
+            await rest.close()
+        f.progress = (0, 0)
+
+    @staticmethod
+    def _progress(f: AssetFeed):
+        def progress(done, total):
+            f.progress = (done, total)
+            f.tick += 1
+        return progress
+
+    def _older_start(self, f: AssetFeed) -> None:
+        """Fetch the rest of the lookback beside the live feed, if it is still missing."""
+        if f.older is not None and (f.older_task is None or f.older_task.done()):
+            f.older_task = asyncio.get_running_loop().create_task(
+                self._older(f), name=f"older-{f.symbol}")
+
+    async def _older(self, f: AssetFeed) -> None:
+        """The part of the lookback before the displayed range; a failure is a visible state
+        (``older_error``) and is retried with backoff until it succeeds."""
+        delay = 2.0
+        t0 = time.perf_counter()
+        progress = self._progress(f)
+        while f.older is not None:
+            start, end = f.older
+            rest = BinanceRest(self.rest_url, settings=self.settings)
+            try:
+                older = await rest.backfill(f.symbol, start, end, progress=progress)
                 for w in older.warnings:
                     self.note(f.symbol, f"warning: {w}", logging.WARNING)
                 if len(older["time"]):
                     await self._extend_threaded(f, older)
+                f.older, f.older_error = None, ""
                 self.note(f.symbol, f"lookback complete: {len(f.series.steps['time'])} steps "
                                     f"in {time.perf_counter() - t0:.1f} s")
-        finally:
-            await rest.close()
-        f.progress = (0, 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
+                msg = _failure(f.symbol, e)
+                f.older_error = f"older history: retrying in {delay:.0f} s ({msg})"
+                self.note(f.symbol, f.older_error, logging.ERROR)
+                f.tick += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+            finally:
+                f.progress = (0, 0)
+                await rest.close()
 
     async def _extend_threaded(self, f: AssetFeed, steps) -> None:
         """Merge a big batch off the event loop (the model run is the long part)."""
@@ -337,7 +374,7 @@ class Controller:
                          c.get("events"), c.get("malformed"), c.get("reconnects"),
                          c.get("step_fetches"), c.get("oi_polls"))
                 await f.live.stop()
-            for t in (f.task, f.live_task):
+            for t in (f.task, f.live_task, f.older_task):
                 if t is not None and not t.done():
                     t.cancel()
                     tasks.append(t)
@@ -345,6 +382,14 @@ class Controller:
             await asyncio.wait(tasks, timeout=2.0)
         if self._rest is not None:
             await self._rest.close()
+
+
+def _failure(symbol: str, e: Exception) -> str:
+    """A failure as a one-line reason; a venue error says itself, a bug of ours is logged."""
+    if isinstance(e, RestError):
+        return str(e)
+    log.exception("%s feed failed", symbol)
+    return f"{type(e).__name__}: {e}"
 
 
 def demo_symbols(symbols) -> tuple[str, ...]:
