@@ -168,6 +168,10 @@ async def test_resize_collapses_and_never_crashes(sim_cache):
                 assert side.has_class("-narrow") and app.main.query_one("LiqMap").has_class("-hidden")
                 levels = app.main.query_one("LevelsList").text
                 assert "price" in levels
+                # the legend with the USD of full yellow stays in the 80-column header
+                bar = app.main.query_one("HeaderBar")
+                assert "0…$" in bar.plain and "BTCUSDT" in bar.plain
+                assert "0…$" in str(bar.render())
             if size == (60, 20):
                 assert side.has_class("-hidden")
         assert painted(app) and app.is_running
