@@ -20,6 +20,7 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from liqtui.feeds.events import FeedState  # noqa: E402
 from liqtui.feeds.settings import FeedSettings  # noqa: E402
+from liqtui.report import usd  # noqa: E402
 from liqtui.sim.market import Market  # noqa: E402
 from liqtui.ui.app import AppOptions, LiqApp  # noqa: E402
 
@@ -75,6 +76,11 @@ def settled(market: Market, palette: str = "256"):
                     and "LIVE" in app.main.query_one("HeaderBar").plain)
 
         await _until(pilot, live_shown, "the live feed at the moved clock")
+        # the held colour scale was taken whenever the last column roll came, with or without
+        # the live column: take it now, as the user's rescale would, and wait for the legend
+        app.view.rescale()
+        legend = f"0…{usd(app.view.scale.full_usd)}"
+        await _until(pilot, lambda: legend in app.main.query_one("HeaderBar").plain, legend)
         await pilot.pause(0.3)  # one more redraw tick: header and list settle on the same data
 
     return run
