@@ -342,7 +342,8 @@ class LiqApp(App):
         dec = price_decimals(hm.bin_width)
         scr = self.main
         scr.query_one(LevelsList).set_levels(hm.levels(24), f.price(), dec)
-        scr.query_one(LiqMap).set_map(hm.liquidation_map(), window=0.06 / self.zoom)
+        scr.query_one(LiqMap).set_map(hm.liquidation_map(), window=0.06 / self.zoom,
+                                      palette=self.view.palette)
 
     def _header_info(self, f) -> HeaderInfo:
         p = self.controller.params
@@ -491,6 +492,7 @@ class LiqApp(App):
     def set_palette(self, name: str) -> None:
         self.view.palette_name = name
         self.view.redraw()
+        self._shown = None  # the levels and the liquidation map follow at the next poll
 
     def action_pause(self) -> None:
         self.paused = not self.paused
