@@ -425,9 +425,9 @@ def cmd_app(args) -> int:
             return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
                           f"{unknown}")
     if args.demo:
-        # built before Textual starts its threads: a cold build forks worker processes
+        # the first asset's market, before Textual starts its threads; the app builds the
+        # other symbols in the background after the first paint
         from .sim.market import CATALOGUE, Market
-        from .ui.controller import demo_symbols
 
         if symbol not in CATALOGUE:
             import difflib
@@ -440,7 +440,7 @@ def cmd_app(args) -> int:
         if sys.stderr.isatty():
             print("liqtui: preparing the simulated market…", file=sys.stderr, flush=True)
         try:
-            opts.demo_market = Market(demo_symbols(opts.watchlist), args.demo_seed,
+            opts.demo_market = Market((symbol,), args.demo_seed,
                                       history_days=args.demo_days, time_scale=args.demo_speed,
                                       cache_dir=opts.demo_cache_dir)
         except ValueError as e:

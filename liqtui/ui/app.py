@@ -17,6 +17,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -210,8 +211,7 @@ class LiqApp(App):
         o = self.options
         if o.demo:
             self.status_note = "starting the simulated exchange…"
-            self.demo = Demo(o.watchlist if self.symbol in o.watchlist else (self.symbol, *o.watchlist),
-                             seed=o.demo_seed, history_days=o.demo_history_days,
+            self.demo = Demo((self.symbol, *o.watchlist), seed=o.demo_seed, history_days=o.demo_history_days,
                              time_scale=o.demo_time_scale, cache_dir=o.demo_cache_dir,
                              faults=o.demo_faults, market=o.demo_market)
             try:
@@ -222,10 +222,12 @@ class LiqApp(App):
                 return
             c = self.controller
             c.rest_url, c.ws_url = self.demo.exchange.rest_url, self.demo.exchange.ws_url
-            c.clock = self.demo.clock
-            # the demo market knows only its own symbols: the watchlist is what it serves
-            served = self.demo.symbols_served
-            self.options.watchlist = tuple(s for s in o.watchlist if s in served) or tuple(served)
+            c.clock, c.ready = self.demo.clock, self.demo.ensure
+            # the demo knows only its own symbols (some still being built): the watchlist and
+            # the picker are those
+            served = self.demo.symbols
+            c.symbols = sorted(served)
+            self.options.watchlist = tuple(s for s in o.watchlist if s in served) or served
             if self.symbol not in served:
                 self.symbol = served[0]
             self.status_note = ""
@@ -298,6 +300,8 @@ class LiqApp(App):
     def _refresh(self) -> None:
         try:
             self._refresh_inner()
+        except NoMatches:  # the screen is being torn down (quit)
+            pass
         except Exception:  # noqa: BLE001 - a drawing bug must not take the app down
             log.exception("refresh failed")
 
@@ -321,9 +325,10 @@ class LiqApp(App):
                 self.view.set_markers(list(f.liquidations))
                 scr.query_one(LevelsList).set_price(f.price())
         if f is not None and f.heatmap is None:
+            pct = f"{f.progress[0] * 100 // max(f.progress[1], 1)}%"
             msg = (f"error: {f.error}" if f.phase == "error" else
-                   f"backfilling {f.progress[0] * 100 // max(f.progress[1], 1)}%…"
-                   if f.progress[1] else "waiting for data…")
+                   f"simulating {f.symbol}'s history {pct}…" if f.phase == "preparing" else
+                   f"backfilling {pct}…" if f.progress[1] else "waiting for data…")
             lv = scr.query_one(LevelsList)
             if lv.message != msg or lv.levels:
                 lv.set_levels([], None, 2, msg)
@@ -339,6 +344,8 @@ class LiqApp(App):
         if self.first_paint is None:
             self.first_paint = time.monotonic() - self.started
             log.info("first heatmap painted %.2f s after start", self.first_paint)
+            if self.demo is not None:
+                self.demo.build_rest()  # the other symbols now, not before the first paint
         dec = price_decimals(hm.bin_width)
         scr = self.main
         scr.query_one(LevelsList).set_levels(hm.levels(24), f.price(), dec)
@@ -369,11 +376,13 @@ class LiqApp(App):
             h.oi_usd = oi.base * price
         if f.phase == "error":
             h.state, h.note = "ERROR", f.error[:80]
+        elif f.phase == "preparing":
+            h.state, h.note = "PREPARING", "simulating its history"
         elif f.state is not None:
             h.state = f.state.value
-        if f.phase == "backfilling" or f.progress[1]:
+        if f.phase in ("backfilling", "preparing") or f.progress[1]:
             h.progress = f.progress
-            if f.heatmap is None:
+            if f.heatmap is None and f.phase == "backfilling":
                 h.state = "BACKFILLING"
         if f.last_data_ms is not None:
             h.age_s = (self.controller.clock() - f.last_data_ms) / 1000

@@ -100,12 +100,15 @@ class AssetFeed:
 class Controller:
     def __init__(self, *, rest_url: str, ws_url: str, params: ModelParams, lookback_ms: int,
                  range_ms: int, settings: FeedSettings | None = None, keep_live: int = 3,
-                 clock=None):
+                 clock=None, ready=None):
         self.rest_url, self.ws_url = rest_url, ws_url
         self.params, self.lookback_ms, self.range_ms = params, lookback_ms, range_ms
         self.settings = settings or FeedSettings()
         self.keep_live = keep_live
         self.clock = clock or (lambda: int(time.time() * 1000))  # the exchange's clock
+        # async ready(symbol, progress): waits until the venue can serve it (--demo builds
+        # its symbols in the background); the asset shows "preparing" with the progress
+        self.ready = ready
         self.feeds: dict[str, AssetFeed] = {}
         self.events: deque[FeedEvent] = deque(maxlen=200)
         self.symbols: list[str] = []     # the venue's symbol set, once known
@@ -200,6 +203,10 @@ class Controller:
                     f.phase, f.error = "waiting", ""
 
     async def _backfill(self, f: AssetFeed) -> None:
+        if self.ready is not None:
+            f.phase = "preparing"
+            await self.ready(f.symbol, self._progress(f))
+            f.progress = (0, 0)
         f.phase, f.state = "backfilling", FeedState.BACKFILLING
         rest = BinanceRest(self.rest_url, settings=self.settings)
         t0 = time.perf_counter()
@@ -262,8 +269,8 @@ class Controller:
                 raise
             except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
                 msg = _failure(f.symbol, e)
-                f.older_error = f"older history: retrying in {delay:.0f} s ({msg})"
-                self.note(f.symbol, f.older_error, logging.ERROR)
+                f.older_error = f"older history: retrying in {delay:.0f} s"  # the header's
+                self.note(f.symbol, f"{f.older_error} ({msg})", logging.ERROR)
                 f.tick += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
@@ -396,18 +403,29 @@ def demo_symbols(symbols) -> tuple[str, ...]:
     """The symbols the simulated exchange can serve, of those asked for."""
     from ..sim.market import CATALOGUE
 
-    return tuple(s for s in symbols if s in CATALOGUE) or ("BTCUSDT",)
+    return tuple(dict.fromkeys(s for s in symbols if s in CATALOGUE)) or ("BTCUSDT",)
 
 
 class Demo:
-    """The simulated exchange in-process on a free loopback port (``--demo``)."""
+    """The simulated exchange in-process on a free loopback port (``--demo``).
+
+    The first symbol's market is built up front (the CLI does it before Textual starts); the
+    other symbols are generated in a child process after the first paint (``build_rest``), one
+    after another, and join the market as they are ready. ``ensure(symbol)`` waits for one
+    (building it next), reporting its progress: a switch to it shows that, not an error.
+    """
 
     def __init__(self, symbols, *, seed: int = 1, history_days: float = 2.0,
                  time_scale: float = 1.0, cache_dir=None, faults=None, market=None):
-        self.symbols, self.seed, self.history_days = tuple(symbols), seed, history_days
+        self.symbols, self.seed, self.history_days = demo_symbols(symbols), seed, history_days
         self.time_scale, self.cache_dir, self.faults = time_scale, cache_dir, faults
         self.market = market  # prebuilt (the CLI builds it before Textual starts its threads)
         self.exchange = None
+        self._ready: dict[str, asyncio.Event] = {}
+        self._wanted: list[str] = []   # symbols somebody waits for, built first
+        self._builder: asyncio.Task | None = None
+        self._child = None   # [symbol, (minutes done, total), process] being built
+        self._stopping = False
 
     async def start(self) -> None:
         from ..sim.market import Market
@@ -415,18 +433,103 @@ class Demo:
 
         if self.market is None:
             self.market = await asyncio.to_thread(
-                Market, demo_symbols(self.symbols), self.seed, history_days=self.history_days,
+                Market, self.symbols[:1], self.seed, history_days=self.history_days,
                 time_scale=self.time_scale, cache_dir=self.cache_dir)
+        for s in self.pending:
+            self._ready[s] = asyncio.Event()
         self.exchange = SimExchange(self.market, self.faults)
         await self.exchange.start("127.0.0.1", 0)
 
     @property
-    def symbols_served(self) -> list[str]:
-        return list(self.market.symbols) if self.market else []
+    def pending(self) -> list[str]:
+        """Symbols of the demo the market does not hold yet."""
+        have = self.market.symbols if self.market else {}
+        return [s for s in self.symbols if s not in have]
+
+    def build_rest(self) -> None:
+        """Generate the pending symbols in the background, one after another."""
+        if self._builder is None and self.pending:
+            self._builder = asyncio.get_running_loop().create_task(self._build(),
+                                                                   name="demo-build")
+
+    async def _build(self) -> None:
+        """One symbol at a time in a child process (no GIL shared with the UI, so it stays
+        responsive; a plain subprocess: no fork under Textual's threads, and its stdio are
+        pipes, never the terminal), then into the market."""
+        import pickle
+        import sys
+
+        while self.pending and not self._stopping:
+            # the one somebody waits for first, else the watchlist's order
+            sym = next((s for s in self._wanted if s in self.pending), self.pending[0])
+            (job,) = self.market.jobs([sym])
+            got: object = None
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-c",
+                    "from liqtui.sim.market import build_child; build_child()",
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE)
+                self._child = [sym, (0, 0), proc]
+                reader = asyncio.create_task(self._progress_of(proc.stderr))
+                proc.stdin.write(pickle.dumps(job))
+                await proc.stdin.drain()
+                proc.stdin.close()
+                out = await proc.stdout.read()
+                await reader
+                await proc.wait()
+                got = pickle.loads(out) if out else RuntimeError(
+                    f"the build process ended with status {proc.returncode}")
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the symbol is left out, the demo goes on
+                got = e
+            finally:
+                self._child = None
+            if self._stopping:
+                return
+            if isinstance(got, BaseException):
+                log.error("demo: building %s failed: %s", sym, got)
+                self.symbols = tuple(s for s in self.symbols if s != sym)
+            else:
+                self.market.add([got])
+                log.info("demo: %s ready in %.2f s", sym, got[2])
+            self._ready[sym].set()
+
+    async def _progress_of(self, stream) -> None:
+        async for line in stream:
+            parts = line.decode(errors="replace").split()
+            if len(parts) == 3 and parts[0] == "progress" and self._child is not None:
+                self._child[1] = (int(parts[1]), int(parts[2]))
+            elif parts:
+                log.warning("demo build: %s", " ".join(parts))
+
+    async def ensure(self, symbol: str, progress=None) -> None:
+        """Wait until the market holds ``symbol`` (a symbol it will never hold returns at
+        once: the venue's answer says the rest); ``progress(done, total)`` meanwhile."""
+        ev = self._ready.get(symbol)
+        if ev is None or ev.is_set():
+            return
+        self._wanted.append(symbol)
+        self.build_rest()
+        while not ev.is_set():
+            child = self._child
+            if progress is not None and child is not None and child[0] == symbol:
+                progress(*child[1])
+            try:
+                await asyncio.wait_for(ev.wait(), 0.25)
+            except asyncio.TimeoutError:
+                pass
 
     def clock(self) -> int:
         return self.market.now_ms() if self.market else int(time.time() * 1000)
 
     async def stop(self) -> None:
+        self._stopping = True
+        child = self._child
+        if child is not None and child[2].returncode is None:
+            child[2].kill()  # quit does not wait for a build nobody will see
+        if self._builder is not None:
+            self._builder.cancel()
         if self.exchange is not None:
             await self.exchange.stop()

@@ -14,7 +14,7 @@ from ..report import usd
 STATE_STYLE = {
     "LIVE": "bold green", "DEMO": "bold black on #ffd700", "REPLAY": "bold black on #5fafff",
     "STALE": "bold black on #ffaf00", "RECONNECTING": "bold black on #ffaf00",
-    "CONNECTING": "bold #ffaf00", "BACKFILLING": "bold #5fafff", "BANNED": "bold white on red",
+    "CONNECTING": "bold #ffaf00", "BACKFILLING": "bold #5fafff", "PREPARING": "bold #5fafff", "BANNED": "bold white on red",
     "ERROR": "bold white on red", "STOPPED": "dim", "PAUSED": "bold black on #d7d7d7",
 }
 LEGEND = "▁▂▃▅▇"
