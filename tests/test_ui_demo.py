@@ -83,3 +83,21 @@ async def test_switching_to_a_symbol_still_being_built_shows_progress(tmp_path):
         await pilot.press("left_square_bracket")
         assert await until(pilot, lambda: app.view.hm is app.feed.heatmap
                            and app.symbol == "BTCUSDT")
+
+
+async def test_a_switch_never_shows_the_previous_assets_map(tmp_path):
+    opts = AppOptions(demo=True, demo_history_days=1.0, demo_time_scale=30.0,
+                      demo_cache_dir=tmp_path, watchlist=("BTCUSDT", "SOLUSDT"),
+                      lookback_ms=86_400_000, range_name="12h")
+    app = LiqApp(opts)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await until(pilot, lambda: app.view.hm is not None)
+        btc = app.view.hm
+        await pilot.press("right_square_bracket")
+        assert app.symbol == "SOLUSDT"
+        # SOLUSDT has no data yet: an empty view and no legend, not BTCUSDT's under its name
+        assert app.view.hm is None or app.view.hm is app.feed.heatmap
+        assert app.view.hm is not btc
+        assert await until(pilot, lambda: app.view.hm is not None and app.view.hm is not btc)
+        events = " ".join(f"{e.symbol} {e.text}" for e in app.controller.events)
+        assert "SOLUSDT simulated market ready in" in events

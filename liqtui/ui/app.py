@@ -211,9 +211,11 @@ class LiqApp(App):
         o = self.options
         if o.demo:
             self.status_note = "starting the simulated exchange…"
-            self.demo = Demo((self.symbol, *o.watchlist), seed=o.demo_seed, history_days=o.demo_history_days,
+            self.demo = Demo((self.symbol, *o.watchlist), seed=o.demo_seed,
+                             history_days=o.demo_history_days,
                              time_scale=o.demo_time_scale, cache_dir=o.demo_cache_dir,
-                             faults=o.demo_faults, market=o.demo_market)
+                             faults=o.demo_faults, market=o.demo_market,
+                             note=self.controller.note)
             try:
                 await self.demo.start()
             except Exception as e:  # noqa: BLE001
@@ -360,7 +362,7 @@ class LiqApp(App):
             ",".join(f"{x:g}x" for x in p.tier_filter),
             sides=p.side_filter, demo=self.options.demo, paused=self.paused)
         h.venue = "Binance USD-M" + (" (simulated)" if self.options.demo else "")
-        if self.view.scale.full_usd > 0:
+        if self.view.hm is not None and self.view.scale.full_usd > 0:
             h.legend_usd = self.view.scale.full_usd
         if f is None:
             h.state = "CONNECTING" if self._feeds_ready else "STARTING"
@@ -439,6 +441,9 @@ class LiqApp(App):
         if f.heatmap is not None:
             self._show(f, rescale=True)
             self._shown = None
+        else:  # not the previous asset's maps under this one's name
+            self.view.show(None, range_ms=UI_RANGES[self.range_name])
+            self.main.query_one(LiqMap).set_map(None)
         self._refresh()
 
     def action_next_asset(self) -> None:

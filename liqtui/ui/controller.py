@@ -416,8 +416,9 @@ class Demo:
     """
 
     def __init__(self, symbols, *, seed: int = 1, history_days: float = 2.0,
-                 time_scale: float = 1.0, cache_dir=None, faults=None, market=None):
+                 time_scale: float = 1.0, cache_dir=None, faults=None, market=None, note=None):
         self.symbols, self.seed, self.history_days = demo_symbols(symbols), seed, history_days
+        self.note = note or (lambda symbol, text, level=logging.INFO: log.log(level, text))
         self.time_scale, self.cache_dir, self.faults = time_scale, cache_dir, faults
         self.market = market  # prebuilt (the CLI builds it before Textual starts its threads)
         self.exchange = None
@@ -489,11 +490,11 @@ class Demo:
             if self._stopping:
                 return
             if isinstance(got, BaseException):
-                log.error("demo: building %s failed: %s", sym, got)
+                self.note(sym, f"simulated market failed: {got}", logging.ERROR)
                 self.symbols = tuple(s for s in self.symbols if s != sym)
             else:
                 self.market.add([got])
-                log.info("demo: %s ready in %.2f s", sym, got[2])
+                self.note(sym, f"simulated market ready in {got[2]:.1f} s")
             self._ready[sym].set()
 
     async def _progress_of(self, stream) -> None:

@@ -11,11 +11,15 @@ from textual.widgets import Static
 
 from ..report import usd
 
+# hex colours only: named ANSI colours go through Textual's theme and come back as other
+# colours in 16-colour terminals (red as magenta)
 STATE_STYLE = {
-    "LIVE": "bold green", "DEMO": "bold black on #ffd700", "REPLAY": "bold black on #5fafff",
-    "STALE": "bold black on #ffaf00", "RECONNECTING": "bold black on #ffaf00",
-    "CONNECTING": "bold #ffaf00", "BACKFILLING": "bold #5fafff", "PREPARING": "bold #5fafff", "BANNED": "bold white on red",
-    "ERROR": "bold white on red", "STOPPED": "dim", "PAUSED": "bold black on #d7d7d7",
+    "LIVE": "bold #5fff87", "DEMO": "bold #000000 on #ffd700",
+    "REPLAY": "bold #000000 on #5fafff", "STALE": "bold #000000 on #ffaf00",
+    "RECONNECTING": "bold #000000 on #ffaf00", "CONNECTING": "bold #ffaf00",
+    "BACKFILLING": "bold #5fafff", "PREPARING": "bold #5fafff",
+    "BANNED": "bold #ffffff on #d70000", "ERROR": "bold #ffffff on #d70000", "STOPPED": "dim",
+    "PAUSED": "bold #000000 on #d7d7d7",
 }
 LEGEND = "▁▂▃▅▇"
 
@@ -68,7 +72,7 @@ def header_text(h: HeaderInfo, width: int) -> Text:
         if h.change is not None:
             up = h.change >= 0
             piece.append((f" {'▲' if up else '▼'}{abs(h.change) * 100:.1f}%",
-                          "green" if up else "red"))
+                          "#5fff87" if up else "#ff5f5f"))
         add(8, piece)
     if h.oi_usd is not None:
         add(3, [("OI ", "dim"), (usd(h.oi_usd), "")])
