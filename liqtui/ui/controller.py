@@ -530,7 +530,8 @@ class Demo:
         child = self._child
         if child is not None and child[2].returncode is None:
             child[2].kill()  # quit does not wait for a build nobody will see
-        if self._builder is not None:
+        if self._builder is not None:  # it reaps the child and ends
+            await asyncio.wait([self._builder], timeout=3.0)
             self._builder.cancel()
         if self.exchange is not None:
             await self.exchange.stop()
