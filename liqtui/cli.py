@@ -404,6 +404,25 @@ def cmd_app(args) -> int:
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)
 
+    first = None
+    if args.demo:
+        # the first asset's simulated market starts generating now, in a child process, while
+        # this one imports the UI; the app builds the other symbols after the first paint
+        from .sim.market import CATALOGUE, Market
+
+        if symbol not in CATALOGUE:
+            import difflib
+
+            near = difflib.get_close_matches(symbol, list(CATALOGUE), n=1)
+            return _error(f"--symbol {symbol}: the simulated exchange does not list it"
+                          f"{f' (did you mean {near[0]}?)' if near else ''}; "
+                          f"--demo serves {', '.join(sorted(CATALOGUE))}")
+        from .ui.demo import spawn_build
+
+        market = Market((), args.demo_seed, history_days=args.demo_days,
+                        time_scale=args.demo_speed, cache_dir=_sim_cache())
+        first = (market, (symbol, spawn_build(market.jobs([symbol])[0])))
+
     from .ui.app import AppOptions, LiqApp
 
     wl = settings.watchlist
@@ -413,6 +432,7 @@ def cmd_app(args) -> int:
         ws_url=ws_url, feed_settings=feed_settings, keymap=keys, demo=args.demo,
         demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
         demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
+        demo_market=first and first[0], demo_first=first and first[1],
         local_time=args.local_time, started=started)
     if args.demo and lookback > args.demo_days * 86_400_000:
         opts.lookback_ms = int(args.demo_days * 86_400_000)
@@ -424,29 +444,6 @@ def cmd_app(args) -> int:
         if unknown:
             return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
                           f"{unknown}")
-    if args.demo:
-        # the first asset's market, before Textual starts its threads; the app builds the
-        # other symbols in the background after the first paint
-        from .sim.market import CATALOGUE, Market
-
-        if symbol not in CATALOGUE:
-            import difflib
-
-            near = difflib.get_close_matches(symbol, list(CATALOGUE), n=1)
-            return _error(f"--symbol {symbol}: the simulated exchange does not list it"
-                          f"{f' (did you mean {near[0]}?)' if near else ''}; "
-                          f"--demo serves {', '.join(sorted(CATALOGUE))}")
-
-        if sys.stderr.isatty():
-            print("liqtui: preparing the simulated market…", file=sys.stderr, flush=True)
-        try:
-            opts.demo_market = Market((symbol,), args.demo_seed,
-                                      history_days=args.demo_days, time_scale=args.demo_speed,
-                                      cache_dir=opts.demo_cache_dir)
-        except ValueError as e:
-            return _error(str(e))
-        logger.info("demo market ready in %.2f s (cached: %s)", time.monotonic() - started,
-                    ", ".join(opts.demo_market.cache_hits) or "none")
     LiqApp(opts).run()
     return 0
 

@@ -274,7 +274,7 @@ def test_bad_flags_exit_2():
 
 @pytest.mark.parametrize("flag, expect", [("256", "256"), ("16", "standard"),
                                           ("truecolor", "truecolor")])
-def test_colors_flag_is_set_before_textual_is_imported(flag, expect):
+def test_colors_flag_is_set_before_textual_is_imported(flag, expect, tmp_path):
     code = (
         "import os, sys\n"
         "class Finder:\n"
@@ -287,6 +287,7 @@ def test_colors_flag_is_set_before_textual_is_imported(flag, expect):
         f"main(['--colors', '{flag}', '--demo'])\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_COLOR_SYSTEM"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)  # --demo starts generating its market first
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                        env=env)
     assert r.stdout.strip().splitlines()[-1] == f"COLOR {expect}", r.stderr

@@ -119,9 +119,9 @@ class Market:
     # -- symbols added later -----------------------------------------------------------------
 
     def jobs(self, symbols) -> list[tuple]:
-        """What generating symbols the market does not hold yet takes, as picklable
-        arguments of ``build_engine`` (same history start and cache, up to now): for a worker
-        thread or process. Unknown symbols raise ``ValueError`` naming them."""
+        """What generating the symbols the market does not hold yet takes (same history start
+        and cache, up to now), picklable: for a worker thread (``prepare``) or a process
+        (``build_child``). Unknown symbols raise ``ValueError`` naming them."""
         now = self.now_ms()
         specs = [self._resolve(name) for name in symbols]
         return [(s, self.seed, self.regime, self.history_start, now, self.cache_dir)
@@ -131,11 +131,11 @@ class Market:
         """Generate symbols the market does not hold yet without touching the market (safe in
         a worker thread while it serves); ``add()`` then makes them part of it.
         ``progress(symbol, done, total)`` (minutes) is called now and then."""
-        return [build_engine(*job, progress) for job in self.jobs(symbols)]
+        return [_build_engine(*job, progress) for job in self.jobs(symbols)]
 
     def add(self, built) -> None:
-        """Take symbols ``prepare()`` generated (on the thread that queries the market); they
-        catch up with the clock at the next query."""
+        """Take symbols ``prepare()`` or ``build_child`` generated (on the thread that queries
+        the market); they catch up with the clock at the next query."""
         for eng, hit, secs in built:
             sym = eng.spec.symbol
             if sym in self._engines:
@@ -145,10 +145,6 @@ class Market:
             self.build_seconds[sym] = secs
             if hit:
                 self.cache_hits.append(sym)
-
-    def add_symbols(self, symbols, progress=None) -> None:
-        """``prepare`` and ``add`` in one go."""
-        self.add(self.prepare(symbols, progress))
 
     # -- the clock ---------------------------------------------------------------------------
 
@@ -494,12 +490,9 @@ def _build_engine(spec: SymbolSpec, seed: int, regime: str, history_start: int, 
     return eng, hit, time.perf_counter() - t
 
 
-build_engine = _build_engine  # (spec, seed, regime, history_start, now, cache_dir, progress)
-
-
 def build_child() -> None:
     """A child process's main (``python -c "from liqtui.sim.market import build_child;
-    build_child()"``): a pickled ``jobs()`` item on stdin → ``build_engine``'s result (or
+    build_child()"``): a pickled ``jobs()`` item on stdin → the built symbol for ``add`` (or
     the exception) pickled on stdout; ``progress DONE TOTAL`` lines (minutes) on stderr."""
     import pickle
     import sys

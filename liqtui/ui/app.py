@@ -26,7 +26,8 @@ from ..feeds.settings import FeedSettings
 from ..model import ModelParams
 from ..report import price_decimals, usd
 from . import keys as keyspec
-from .controller import Controller, Demo
+from .controller import Controller
+from .demo import Demo
 from .header import HeaderBar, HeaderInfo
 from .heatmap import HeatmapView
 from .help import AssetPicker, FeedEventsScreen, HelpScreen
@@ -61,7 +62,8 @@ class AppOptions:
     demo_seed: int = 1
     demo_cache_dir: object = None
     demo_faults: object = None
-    demo_market: object = None  # a prebuilt liqtui.sim.market.Market
+    demo_market: object = None  # a liqtui.sim.market.Market (the CLI's; tests' prebuilt)
+    demo_first: object = None   # (symbol, process generating it into demo_market): the CLI's
     local_time: bool = False
     refresh_s: float = 0.25    # poll period of the redraw loop (the data rate is 1–4 Hz)
     live_s: float = 1.0        # the live column at most this often
@@ -215,7 +217,7 @@ class LiqApp(App):
                              history_days=o.demo_history_days,
                              time_scale=o.demo_time_scale, cache_dir=o.demo_cache_dir,
                              faults=o.demo_faults, market=o.demo_market,
-                             note=self.controller.note)
+                             note=self.controller.note, first=o.demo_first)
             try:
                 await self.demo.start()
             except Exception as e:  # noqa: BLE001
