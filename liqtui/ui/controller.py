@@ -1,8 +1,9 @@
 """Feeds and model for the app, without Textual: the same path as ``liqtui watch``.
 
-Per asset: backfill the displayed range first (so the first heatmap paints quickly), then the
-rest of the lookback, then follow the venue live (``BinanceLive`` with ``steps_from``,
-``on_steps``, ``on_event``, ``on_status``) into a ``SymbolSeries``. The current asset and the
+Per asset: backfill the displayed range first (so the first heatmap paints quickly), then
+follow the venue live (``BinanceLive`` with ``steps_from``, ``on_steps``, ``on_event``,
+``on_status``) into a ``SymbolSeries`` while the rest of the lookback is fetched beside it
+(retried with backoff until it arrives). The current asset and the
 most recently viewed ones stay live; older ones are stopped (their data is kept, and a later
 switch back fetches only the missing steps). Filters rebuild the model in a thread.
 
