@@ -81,6 +81,8 @@ async def test_every_key(sim_cache):
         assert "ETHUSDT" in header(app)
         await pilot.press("left_square_bracket")
         assert app.symbol == "BTCUSDT"
+        # back to a live asset: its price is marked at once (not a live period later)
+        assert app.view.hm is app.feed.heatmap and app.view.price is not None
         await pilot.press("3")
         assert app.symbol == "SOLUSDT"
         await pilot.press("9")  # beyond the watchlist: a notification, nothing else

@@ -433,6 +433,7 @@ class LiqApp(App):
     def _switch(self, symbol: str) -> None:
         self.symbol = symbol
         self._shown = None
+        self._last_live = 0.0  # its price and live column at once, not up to live_s later
         self.view.cursor = None
         if self.paused:
             self.paused = False
