@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--fidelity", action="store_true",
                     help="score the model against the simulated traders' true map and exit")
     _add_store_commands(sub)
+    _add_app_store_args(parser)
     return parser
 
 
@@ -428,18 +429,25 @@ def cmd_app(args) -> int:
         demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
         demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
         demo_market=first and first[0], demo_first=first and first[1],
-        local_time=args.local_time, started=started)
+        local_time=args.local_time, started=started, replay=getattr(args, "replay", None))
     if args.demo and lookback > args.demo_days * 86_400_000:
         opts.lookback_ms = int(args.demo_days * 86_400_000)
         if UI_RANGES[range_name] > opts.lookback_ms:
             opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
     logger.info("liqtui %s starting: %s %s", __version__, "demo" if args.demo else rest_url, symbol)
-    if not args.demo:
+    if not args.demo and opts.replay is None:
         unknown = _unknown_symbol(rest_url, symbol, feed_settings)
         if unknown:
             return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
                           f"{unknown}")
-    LiqApp(opts).run()
+    opts.store, status = _app_store(args, settings, opts)
+    if status is not None:
+        return status
+    try:
+        LiqApp(opts).run()
+    finally:
+        if opts.store is not None:
+            opts.store.close()  # flushes what the app saw live
     return 0
 
 
@@ -650,9 +658,8 @@ def _add_store_commands(sub) -> None:
         "SIGTERM flushes the store\nand reports what was captured.",
         epilog=RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     rc.set_defaults(handler=cmd_record)
-    from .feeds.venues import VENUES as registry
-
-    rc.add_argument("--venue", choices=(*registry, "all"), default="binance",
+    # the registry's names, spelled out: importing it here would slow every --help
+    rc.add_argument("--venue", choices=("binance", "bybit", "okx", "all"), default="binance",
                     help="venue, or all of them (default binance)")
     rc.add_argument("--symbols", type=_symbols, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
     rc.add_argument("--symbol-file", metavar="FILE",
@@ -692,6 +699,7 @@ def _add_store_commands(sub) -> None:
                            '"bars", "open_interest", "liquidations", "first", "last"}…]} '
                            "(times in ms)")
     _add_data_dir_args(info)
+    _add_replay_command(sub)
 
 
 DATA_DIR_HELP = "store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA_DIR)"
@@ -808,7 +816,7 @@ def cmd_record(args) -> int:
     async def main() -> int:
         demo = None
         if market is not None:
-            from .ui.controller import Demo
+            from .ui.demo import Demo
 
             demo = Demo(symbols, market=market)
             await demo.start()
@@ -890,3 +898,105 @@ def _store_input(args):
         bars = store.steps(args.venue, sym, end - RANGES[args.range], end)
         tick = store.tick_size(args.venue, sym)
     return bars, sym, [], tick
+
+
+# ================================================================ the store in the app, replay
+
+
+def _add_app_store_args(parser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP + "; the app paints "
+                        "from the store at once and keeps what it sees live there")
+
+
+def _add_replay_command(sub) -> None:
+    rp = sub.add_parser(
+        "replay", help="play stored data through the app, as if it were live",
+        description="Play what liqtui stored (liqtui record, or the app itself) through the "
+        "app, as if it\nwere live: REPLAY in the header, p pauses, . and , double or halve "
+        "the speed.",
+        epilog="times: 2026-11-30T10:00 or 2026-11-30 10:00 (UTC), a date, or ms since the "
+        "epoch\n\nexample:\n  liqtui replay --symbol BTCUSDT --from 2026-11-30T08:00 --to "
+        "2026-11-30T12:00 --speed 60",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.set_defaults(handler=cmd_replay)
+    rp.add_argument("--symbol", required=True, metavar="SYMBOL", help="perpetual, e.g. BTCUSDT")
+    rp.add_argument("--from", dest="replay_from", required=True, metavar="TIME",
+                    help="where the replay starts (UTC)")
+    rp.add_argument("--to", dest="replay_to", required=True, metavar="TIME",
+                    help="where it ends (UTC)")
+    rp.add_argument("--speed", type=_positive_float, default=1.0, metavar="N",
+                    help="replayed seconds per real second (default 1; . and , in the app)")
+    rp.add_argument("--range", metavar="RANGE", help="displayed range: 12h, 24h, 3d, 7d, 30d")
+    rp.add_argument("--lookback", metavar="DURATION",
+                    help="what the model runs over before the start, up to 30d (default 30d)")
+    rp.add_argument("--colors", choices=list(COLOR_SYSTEMS), default="auto",
+                    help="colour depth (default auto; NO_COLOR is honoured)")
+    rp.add_argument("--local-time", action="store_true", help="time axis in local time")
+    rp.add_argument("--log", metavar="FILE", help="write what the replay does to FILE")
+    _add_data_dir_args(rp)
+    _add_model_args(rp)
+
+
+def _parse_time(text: str, what: str) -> int:
+    """UTC ISO date/time or ms since the epoch -> ms; ValueError naming the value."""
+    from datetime import datetime, timezone
+
+    s = text.strip()
+    if s.isdigit():
+        return int(s)
+    try:
+        t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not accepted, expected a UTC time such as "
+                         "2026-11-30T10:00, a date, or ms since the epoch") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return int(t.timestamp() * 1000)
+
+
+def _app_store(args, settings, opts):
+    """(the app's store or None, an exit status or None). A replay needs the store; the live
+    app runs without one it cannot use (a warning says why); --demo keeps nothing."""
+    from .store import Store, StoreError
+
+    if args.demo:
+        return None, None
+    path = settings.store_path()
+    try:
+        if opts.replay is not None:
+            return Store(path, readonly=True), None
+        return Store(path, retention_days=settings.retention_days), None
+    except StoreError as e:
+        if opts.replay is not None:
+            return None, _error(str(e))
+        _warn(f"{e}; running without the store")
+        return None, None
+
+
+def cmd_replay(args) -> int:
+    from .store import Store, StoreError
+    from .ui.controller import ReplaySpec
+
+    try:
+        start = _parse_time(args.replay_from, "--from")
+        end = _parse_time(args.replay_to, "--to")
+        settings = load_settings(_flags(args), config_path=args.config)
+    except (ValueError, ConfigError) as e:
+        return _error(str(e))
+    if end <= start:
+        return _error(f"--to {args.replay_to!r} must be after --from {args.replay_from!r}")
+    symbol = args.symbol.strip().upper()
+    try:
+        with Store(settings.store_path(), readonly=True) as st:
+            n = len(st.steps("binance", symbol, start, end)["time"])
+            if st.missing or not (n or len(st.marks("binance", symbol, start, end)["time"])):
+                return _error(f"binance {symbol}: nothing stored between {args.replay_from} and "
+                              f"{args.replay_to} in {st.path}; see liqtui store info")
+    except StoreError as e:
+        return _error(str(e))
+    # the app, with the replay as its feed: its options are the app's (no venue, no demo)
+    args.command, args.demo, args.watchlist = None, False, symbol
+    args.rest_url = args.ws_url = None
+    args.demo_days, args.demo_speed, args.demo_seed = 1.0, 1.0, 1
+    args.replay = ReplaySpec(start, end, args.speed)
+    return cmd_app(args)

@@ -297,3 +297,12 @@ async def test_all_venues_are_recorded_side_by_side(tmp_path, env):
         closes = {v: st.steps(v, "BTCUSDT")["close"][-1] for v in series}
     # one simulated market seen through three venues: the same price but for each basis
     assert max(closes.values()) / min(closes.values()) < 1.01
+
+
+def test_the_record_venue_choices_are_the_registry():
+    from liqtui.cli import build_parser
+    from liqtui.feeds.venues import VENUES
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    venue = next(a for a in sub.choices["record"]._actions if a.dest == "venue")
+    assert list(venue.choices) == [*VENUES, "all"]
