@@ -24,7 +24,7 @@ from textual.widgets import Footer, Static
 from ..config import UI_RANGES
 from ..feeds.settings import FeedSettings
 from ..model import ModelParams
-from ..report import price_decimals, usd
+from ..report import price_decimals, usd, utc
 from . import keys as keyspec
 from .controller import Controller
 from .demo import Demo
@@ -64,6 +64,8 @@ class AppOptions:
     demo_faults: object = None
     demo_market: object = None  # a liqtui.sim.market.Market (the CLI's; tests' prebuilt)
     demo_first: object = None   # (symbol, process generating it into demo_market): the CLI's
+    store: object = None        # liqtui.store.Store: paint from it, keep what is seen live
+    replay: object = None       # controller.ReplaySpec: play stored data instead of the venue
     local_time: bool = False
     refresh_s: float = 0.25    # poll period of the redraw loop (the data rate is 1–4 Hz)
     live_s: float = 1.0        # the live column at most this often
@@ -161,6 +163,7 @@ class MainScreen(Screen):
     def action_cycle_sides(self): self.app.action_cycle_sides()
     def action_threshold(self, d: int): self.app.action_threshold(d)
     def action_pause(self): self.app.action_pause()
+    def action_replay_speed(self, d: int): self.app.action_replay_speed(d)
     def action_feed_events(self): self.app.action_feed_events()
     def action_cursor(self, dx: int, dy: int): self.app.action_cursor(dx, dy)
     def action_cursor_leave(self): self.app.action_cursor_leave()
@@ -178,7 +181,8 @@ class LiqApp(App):
         self.demo: Demo | None = None
         self.controller = Controller(
             rest_url=o.rest_url, ws_url=o.ws_url, params=o.params, lookback_ms=o.lookback_ms,
-            range_ms=UI_RANGES[o.range_name], settings=o.feed_settings)
+            range_ms=UI_RANGES[o.range_name], settings=o.feed_settings, store=o.store,
+            replay=o.replay)
         self.symbol = o.symbol.upper()
         self.range_name = o.range_name
         self.zoom = 1.0
@@ -363,7 +367,8 @@ class LiqApp(App):
             tiers=p.tier_filter if isinstance(p.tier_filter, str) else
             ",".join(f"{x:g}x" for x in p.tier_filter),
             sides=p.side_filter, demo=self.options.demo, paused=self.paused)
-        h.venue = "Binance USD-M" + (" (simulated)" if self.options.demo else "")
+        h.venue = "Binance USD-M" + (" (simulated)" if self.options.demo else
+                                     " (stored)" if self.options.replay else "")
         if self.view.hm is not None and self.view.scale.full_usd > 0:
             h.legend_usd = self.view.scale.full_usd
         if f is None:
@@ -390,6 +395,13 @@ class LiqApp(App):
                 h.state = "BACKFILLING"
         if f.last_data_ms is not None:
             h.age_s = (self.controller.clock() - f.last_data_ms) / 1000
+        if self.options.replay is not None and h.state == "LIVE":
+            live = f.live
+            h.state = "REPLAY"  # stored data on the replay's clock, not the venue live
+            h.note = (f"×{live.speed:g} · {utc(self.controller.clock())}"
+                      if hasattr(live, "speed") else "")
+        elif self.options.replay is not None and h.state == "STOPPED":
+            h.state, h.note = "REPLAY", "played to the end"
         if h.state not in ("LIVE",) and f.reason and not h.note and f.phase != "error":
             h.note = f.reason[:60]
         if f.older_error and not h.note:
@@ -513,8 +525,18 @@ class LiqApp(App):
 
     def action_pause(self) -> None:
         self.paused = not self.paused
+        self.controller.replay_pause(self.paused)  # a replay's clock stops with the view
         self._shown = None
         self._refresh()
+
+    def action_replay_speed(self, d: int) -> None:
+        if self.options.replay is None:
+            self.notify("replay speed: only in liqtui replay", severity="warning")
+            return
+        speed = self.controller.replay_speed(2.0 if d > 0 else 0.5)
+        if speed is not None:
+            self.notify(f"replay ×{speed:g}")
+            self._refresh()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -45,6 +45,8 @@ KEYS: tuple[Key, ...] = (
     Key("threshold_down", "t", "threshold(-1)", "Threshold down", False, "filter"),
     Key("threshold_up", "T", "threshold(1)", "Threshold up", False, "filter"),
     Key("pause", "p", "pause", "Pause", True, "view"),
+    Key("replay_faster", "full_stop", "replay_speed(1)", "Replay faster (×2)", False, "view"),
+    Key("replay_slower", "comma", "replay_speed(-1)", "Replay slower (÷2)", False, "view"),
     Key("events", "e", "feed_events", "Feed events", False, "view"),
     Key("cursor_left", "left", "cursor(-1,0)", "Cursor left", False, "cursor"),
     Key("cursor_right", "right", "cursor(1,0)", "Cursor right", False, "cursor"),
