@@ -282,6 +282,13 @@ class Controller:
             if tick and p.bin_width is None and p.tick_size is None:
                 f.tick_size = tick
                 f.series.params = p.replace(tick_size=tick)
+            # the displayed range first (a model run of a few ms paints it), then the lookback
+            t = steps["time"]
+            cut = int(np.searchsorted(t, t[-1] + f.series.step_ms - self.range_ms))
+            if cut > 0:
+                f.series.extend({k: v[cut:] for k, v in steps.items()})
+                f.phase = "ready"
+                f.version += 1
             await self._extend_threaded(f, steps)
             f.phase = "ready"
             self.note(sym, f"{n} steps from the store (up to "
