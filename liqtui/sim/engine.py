@@ -199,6 +199,12 @@ class SymbolEngine:
             return np.rint(np.asarray(p) * self.inv_tick) / self.inv_tick
         return np.rint(np.asarray(p) / self.tick) * self.tick
 
+    def _round1(self, p: float) -> float:
+        """``_round`` of one number, in Python (round() also rounds half to even: same bits)."""
+        if self.inv_tick is not None:
+            return round(p * self.inv_tick) / self.inv_tick
+        return round(p / self.tick) * self.tick
+
     def _hedge_target(self, x: float) -> int:
         ramp = 1.0
         if self.listed_k is not None:  # a new listing's basis book builds up over ~3 days
@@ -435,15 +441,19 @@ class SymbolEngine:
         full = np.empty(61)
         full[0] = P0
         full[1:] = self._round(path)
+        # rounding is monotone, so the rounded extremes are the extremes of the rounded path
+        lo, hi = float(path.min()), float(path.max())
+        high, low = max(P0, self._round1(hi)), min(P0, self._round1(lo))
         if keep_recent:  # the per-second mark and index, for live events
             mark = self._round(path * mfac)
             index = self._round(path / (1.0 + self.pi))
             m_ohlc = (mark[0], mark.max(), mark.min(), mark[-1])
             idx_c = index[-1]
-        else:  # history: rounding is monotone, so the extremes are enough
-            lo, hi = float(path.min()), float(path.max())
-            m_ohlc = tuple(self._round(np.array([path[0], hi, lo, path[-1]]) * mfac))
-            idx_c = float(self._round(path[-1] / (1.0 + self.pi)))
+        else:  # history: the extremes are enough
+            r = self._round1
+            p0, p1 = float(path[0]), float(path[-1])
+            m_ohlc = (r(p0 * mfac), r(hi * mfac), r(lo * mfac), r(p1 * mfac))
+            idx_c = r(p1 / (1.0 + self.pi))
 
         # -- new positions enter at the price they traded at
         self._open(side, units_new, full[d["sec"] + 1], d, k + 1 + d["hold"], np.full(n_new, k))
@@ -504,7 +514,7 @@ class SymbolEngine:
         other = pos_units - liq_units + sp_buy + sp_sell
         if other < n_other + 1:  # every trade needs at least one lot step
             sp_buy += n_other + 1 - other
-        vwap_pt = float(full[1:].mean())
+        vwap_pt = float(full[1:].sum()) / 60  # the mean, without np.mean's overhead
         volume = pos_units + sp_buy + sp_sell
         taker = int(buy_pt.sum()) + sp_buy
         quote = (float(buy_pt @ full + sell_pt @ full) + (sp_buy + sp_sell) * vwap_pt) * step
@@ -516,7 +526,7 @@ class SymbolEngine:
             self._grow(self.tape, i + 1, base=DAY_MIN)
         t = self.tape
         c = float(full[60])
-        t["open"][i], t["high"][i], t["low"][i], t["close"][i] = P0, full.max(), full.min(), c
+        t["open"][i], t["high"][i], t["low"][i], t["close"][i] = P0, high, low, c
         t["mopen"][i], t["mhigh"][i], t["mlow"][i], t["mclose"][i] = m_ohlc
         t["index"][i], t["quote"][i], t["tb_quote"][i] = idx_c, quote, tb_quote
         t["volume"][i], t["taker"][i] = volume, taker
