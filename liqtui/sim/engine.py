@@ -75,6 +75,7 @@ P_BACK = (1 / 240, 0.0, 1 / 120)                 # per minute, back to "normal"
 DIURNAL = 1.0 + 0.25 * np.cos(2 * np.pi * (np.arange(24) - 15) / 24)  # busiest ~15:00 UTC
 GARCH_A, GARCH_B = 0.05, 0.93  # persistence 0.98: clusters of ~an hour (regimes: longer)
 LIQ, STOP, TAKE, PLAN = 0, 1, 2, 3  # why a position closed
+_LONG, _SHORT, _LIQ8, _STOP8 = np.int8(1), np.int8(-1), np.int8(LIQ), np.int8(STOP)
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,8 @@ class SymbolEngine:
 
     def _round(self, p):
         if self.inv_tick is not None:
-            return np.rint(np.asarray(p) * self.inv_tick) / self.inv_tick
-        return np.rint(np.asarray(p) / self.tick) * self.tick
+            return np.rint(p * self.inv_tick) / self.inv_tick
+        return np.rint(p / self.tick) * self.tick
 
     def _round1(self, p: float) -> float:
         """``_round`` of one number, in Python (round() also rounds half to even: same bits)."""
@@ -242,7 +243,8 @@ class SymbolEngine:
         if b != self._blk_no:
             rng = np.random.default_rng([self.seed, self.crc, self.rid, 1, b])
             self._blk_no, self._bu, self._bz = b, rng.random((60, 10)), rng.standard_normal((60, 124))
-        return self._bu[k % 60], self._bz[k % 60]
+        # the scalars as Python floats (same bits, much cheaper arithmetic than numpy scalars)
+        return self._bu[k % 60].tolist(), self._bz[k % 60]
 
     def _open(self, side, units, entry, d, due, opened):
         """Add positions: isolated margin, liquidation price by the bracket of their notional.
@@ -263,7 +265,7 @@ class SymbolEngine:
         sl = entry - side * d["sl"] * dist
         has_sl = np.isfinite(sl)
         stop_or_liq = np.where(has_sl, sl, liq)
-        kind_sl = np.where(has_sl, STOP, LIQ).astype(np.int8)
+        kind_sl = np.where(has_sl, _STOP8, _LIQ8)
         lg = side > 0
         i0 = self.np
         self._grow(self.pos, i0 + n)
@@ -363,6 +365,7 @@ class SymbolEngine:
         k, reg, P0, step = self.k, self.reg, self.price, self.step
         t0 = k * MIN
         u, z = self._minute_randoms(k)
+        z120, z121, z122, z123 = z[120:124].tolist()
         self._switch_states(u)
         diurnal = DIURNAL[(k // 60) % 24]
         mult = VOL_MULT[self.volstate] * diurnal
@@ -393,9 +396,9 @@ class SymbolEngine:
                    (math.log(P0) - self.ema_r) / (s0 * 11.0),
                    math.log(P0 / self.closes[0]) / (s0 * 2.24))
         rate = self.rate * act * (3.0 if self.listed_k is not None and k - self.listed_k < 60 else 1.0)
-        n_new = max(0, int(round(rate + math.sqrt(rate) * z[122])))
+        n_new = max(0, int(round(rate + math.sqrt(rate) * z122)))
         d = self._take(n_new)
-        side = np.where(d["u_side"] < traders.side_prob(d["kind"], *signals), 1, -1).astype(np.int8)
+        side = np.where(d["u_side"] < traders.side_prob(d["kind"], *signals), _LONG, _SHORT)
         units_new = np.maximum(1, np.rint(d["usd"] / P0 / step)).astype(np.int64)
         f = np.zeros(60)  # routine signed flow per second (base units)
         f += np.bincount(d["sec"], weights=side * units_new * step, minlength=60)
@@ -424,8 +427,9 @@ class SymbolEngine:
         imp = base
         for _ in range(MAX_CASCADE):
             path = P0 * np.exp(x + imp)
-            new = [r for r in (self._fire("down", path, float(path.min()), mfac, True),
-                               self._fire("up", path, float(path.max()), mfac, False)) if r]
+            lo, hi = float(path.min()), float(path.max())
+            new = [r for r in (self._fire("down", path, lo, mfac, True),
+                               self._fire("up", path, hi, mfac, False)) if r]
             if not new:
                 break
             for ids, sec, kind in new:
@@ -437,12 +441,12 @@ class SymbolEngine:
             imp = self._impact(base, fx, lam)
         else:
             path = P0 * np.exp(x + imp)
+            lo, hi = float(path.min()), float(path.max())
         imp_end = float(imp[-1])
         full = np.empty(61)
         full[0] = P0
         full[1:] = self._round(path)
         # rounding is monotone, so the rounded extremes are the extremes of the rounded path
-        lo, hi = float(path.min()), float(path.max())
         high, low = max(P0, self._round1(hi)), min(P0, self._round1(lo))
         if keep_recent:  # the per-second mark and index, for live events
             mark = self._round(path * mfac)
@@ -456,7 +460,7 @@ class SymbolEngine:
             idx_c = r(p1 / (1.0 + self.pi))
 
         # -- new positions enter at the price they traded at
-        self._open(side, units_new, full[d["sec"] + 1], d, k + 1 + d["hold"], np.full(n_new, k))
+        self._open(side, units_new, full[d["sec"] + 1], d, k + 1 + d["hold"], k)
 
         # -- accounting: flows by reason and side, taker buys per path point
         if fired:
@@ -498,7 +502,7 @@ class SymbolEngine:
             rec, n_liq, liq_units = None, 0, 0
 
         # hedgers: a slowly varying delta-neutral book (two-sided volume, no net flow)
-        self.hedge_x = self.hedge_x * (1 - 1 / 2880) + 0.25 * math.sqrt(2 / 2880) * z[120]
+        self.hedge_x = self.hedge_x * (1 - 1 / 2880) + 0.25 * math.sqrt(2 / 2880) * z120
         h_new = self._hedge_target(self.hedge_x)
         dh = abs(h_new - self.hedge)
         self.hedge = h_new
@@ -510,7 +514,7 @@ class SymbolEngine:
         sp_buy = (v_noise + nn) // 2 + (inf if r_exo > 0 else 0) + dh // 2
         sp_sell = v_noise - (v_noise + nn) // 2 + (0 if r_exo > 0 else inf) + dh - dh // 2
         tpm = self.spec.trades_per_min * act
-        n_other = 61 + max(0, int(round(tpm + math.sqrt(tpm) * z[123])))
+        n_other = 61 + max(0, int(round(tpm + math.sqrt(tpm) * z123)))
         other = pos_units - liq_units + sp_buy + sp_sell
         if other < n_other + 1:  # every trade needs at least one lot step
             sp_buy += n_other + 1 - other
@@ -559,7 +563,7 @@ class SymbolEngine:
         self.ema_r += A_REV * (lc - self.ema_r)
         self.closes[:-1] = self.closes[1:]
         self.closes[-1] = c
-        self.pi = 0.97 * self.pi + 0.03 * 1e-4 + 4e-5 * z[121]
+        self.pi = 0.97 * self.pi + 0.03 * 1e-4 + 4e-5 * z121
         self.pi_ema += 0.1 * (self.pi - self.pi_ema)
 
     # -- running, compaction, snapshots, saving ------------------------------------------------
