@@ -121,6 +121,7 @@ def _ema_a(half_life_min: float) -> float:
 _ANCHOR_A = 1.0 - 2.0 ** (-1.0 / ANCHOR_HALF_LIFE)
 _NOISE_NORM = math.sqrt(1 + NOISE_SHARE ** 2)
 _DEV_DECAY = 2.0 ** (-np.arange(1, 61) / (60 * DEV_HALF_LIFE))  # per second within a minute
+_DEV_DECAY_M1 = _DEV_DECAY - 1.0
 
 
 A_FAST, A_SLOW, A_REV = _ema_a(30), _ema_a(360), _ema_a(120)
@@ -379,7 +380,7 @@ class SymbolEngine:
         # the exogenous index path relative to the last close, plus the decaying deviation
         x0 = self.xlog + self.dev - math.log(P0)   # ≈ 0 (P0 is rounded to the tick)
         xi = np.cumsum(inc)
-        x = x0 + xi + self.dev * (_DEV_DECAY - 1.0)
+        x = x0 + xi + self.dev * _DEV_DECAY_M1
         r_exo = float(xi[-1])
         rel = sig / self.sigma0
         act = diurnal * min(3.0, max(0.5, rel)) ** 0.5
