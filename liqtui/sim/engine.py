@@ -75,6 +75,7 @@ P_BACK = (1 / 240, 0.0, 1 / 120)                 # per minute, back to "normal"
 DIURNAL = 1.0 + 0.25 * np.cos(2 * np.pi * (np.arange(24) - 15) / 24)  # busiest ~15:00 UTC
 GARCH_A, GARCH_B = 0.05, 0.93  # persistence 0.98: clusters of ~an hour (regimes: longer)
 LIQ, STOP, TAKE, PLAN = 0, 1, 2, 3  # why a position closed
+_LONG, _SHORT, _LIQ8, _STOP8 = np.int8(1), np.int8(-1), np.int8(LIQ), np.int8(STOP)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def _ema_a(half_life_min: float) -> float:
 _ANCHOR_A = 1.0 - 2.0 ** (-1.0 / ANCHOR_HALF_LIFE)
 _NOISE_NORM = math.sqrt(1 + NOISE_SHARE ** 2)
 _DEV_DECAY = 2.0 ** (-np.arange(1, 61) / (60 * DEV_HALF_LIFE))  # per second within a minute
+_DEV_DECAY_M1 = _DEV_DECAY - 1.0
 
 
 A_FAST, A_SLOW, A_REV = _ema_a(30), _ema_a(360), _ema_a(120)
@@ -196,8 +198,14 @@ class SymbolEngine:
 
     def _round(self, p):
         if self.inv_tick is not None:
-            return np.rint(np.asarray(p) * self.inv_tick) / self.inv_tick
-        return np.rint(np.asarray(p) / self.tick) * self.tick
+            return np.rint(p * self.inv_tick) / self.inv_tick
+        return np.rint(p / self.tick) * self.tick
+
+    def _round1(self, p: float) -> float:
+        """``_round`` of one number, in Python (round() also rounds half to even: same bits)."""
+        if self.inv_tick is not None:
+            return round(p * self.inv_tick) / self.inv_tick
+        return round(p / self.tick) * self.tick
 
     def _hedge_target(self, x: float) -> int:
         ramp = 1.0
@@ -236,7 +244,8 @@ class SymbolEngine:
         if b != self._blk_no:
             rng = np.random.default_rng([self.seed, self.crc, self.rid, 1, b])
             self._blk_no, self._bu, self._bz = b, rng.random((60, 10)), rng.standard_normal((60, 124))
-        return self._bu[k % 60], self._bz[k % 60]
+        # the scalars as Python floats (same bits, much cheaper arithmetic than numpy scalars)
+        return self._bu[k % 60].tolist(), self._bz[k % 60]
 
     def _open(self, side, units, entry, d, due, opened):
         """Add positions: isolated margin, liquidation price by the bracket of their notional.
@@ -257,7 +266,7 @@ class SymbolEngine:
         sl = entry - side * d["sl"] * dist
         has_sl = np.isfinite(sl)
         stop_or_liq = np.where(has_sl, sl, liq)
-        kind_sl = np.where(has_sl, STOP, LIQ).astype(np.int8)
+        kind_sl = np.where(has_sl, _STOP8, _LIQ8)
         lg = side > 0
         i0 = self.np
         self._grow(self.pos, i0 + n)
@@ -357,6 +366,7 @@ class SymbolEngine:
         k, reg, P0, step = self.k, self.reg, self.price, self.step
         t0 = k * MIN
         u, z = self._minute_randoms(k)
+        z120, z121, z122, z123 = z[120:124].tolist()
         self._switch_states(u)
         diurnal = DIURNAL[(k // 60) % 24]
         mult = VOL_MULT[self.volstate] * diurnal
@@ -370,7 +380,7 @@ class SymbolEngine:
         # the exogenous index path relative to the last close, plus the decaying deviation
         x0 = self.xlog + self.dev - math.log(P0)   # ≈ 0 (P0 is rounded to the tick)
         xi = np.cumsum(inc)
-        x = x0 + xi + self.dev * (_DEV_DECAY - 1.0)
+        x = x0 + xi + self.dev * _DEV_DECAY_M1
         r_exo = float(xi[-1])
         rel = sig / self.sigma0
         act = diurnal * min(3.0, max(0.5, rel)) ** 0.5
@@ -387,9 +397,9 @@ class SymbolEngine:
                    (math.log(P0) - self.ema_r) / (s0 * 11.0),
                    math.log(P0 / self.closes[0]) / (s0 * 2.24))
         rate = self.rate * act * (3.0 if self.listed_k is not None and k - self.listed_k < 60 else 1.0)
-        n_new = max(0, int(round(rate + math.sqrt(rate) * z[122])))
+        n_new = max(0, int(round(rate + math.sqrt(rate) * z122)))
         d = self._take(n_new)
-        side = np.where(d["u_side"] < traders.side_prob(d["kind"], *signals), 1, -1).astype(np.int8)
+        side = np.where(d["u_side"] < traders.side_prob(d["kind"], *signals), _LONG, _SHORT)
         units_new = np.maximum(1, np.rint(d["usd"] / P0 / step)).astype(np.int64)
         f = np.zeros(60)  # routine signed flow per second (base units)
         f += np.bincount(d["sec"], weights=side * units_new * step, minlength=60)
@@ -418,8 +428,9 @@ class SymbolEngine:
         imp = base
         for _ in range(MAX_CASCADE):
             path = P0 * np.exp(x + imp)
-            new = [r for r in (self._fire("down", path, float(path.min()), mfac, True),
-                               self._fire("up", path, float(path.max()), mfac, False)) if r]
+            lo, hi = float(path.min()), float(path.max())
+            new = [r for r in (self._fire("down", path, lo, mfac, True),
+                               self._fire("up", path, hi, mfac, False)) if r]
             if not new:
                 break
             for ids, sec, kind in new:
@@ -431,22 +442,26 @@ class SymbolEngine:
             imp = self._impact(base, fx, lam)
         else:
             path = P0 * np.exp(x + imp)
+            lo, hi = float(path.min()), float(path.max())
         imp_end = float(imp[-1])
         full = np.empty(61)
         full[0] = P0
         full[1:] = self._round(path)
+        # rounding is monotone, so the rounded extremes are the extremes of the rounded path
+        high, low = max(P0, self._round1(hi)), min(P0, self._round1(lo))
         if keep_recent:  # the per-second mark and index, for live events
             mark = self._round(path * mfac)
             index = self._round(path / (1.0 + self.pi))
             m_ohlc = (mark[0], mark.max(), mark.min(), mark[-1])
             idx_c = index[-1]
-        else:  # history: rounding is monotone, so the extremes are enough
-            lo, hi = float(path.min()), float(path.max())
-            m_ohlc = tuple(self._round(np.array([path[0], hi, lo, path[-1]]) * mfac))
-            idx_c = float(self._round(path[-1] / (1.0 + self.pi)))
+        else:  # history: the extremes are enough
+            r = self._round1
+            p0, p1 = float(path[0]), float(path[-1])
+            m_ohlc = (r(p0 * mfac), r(hi * mfac), r(lo * mfac), r(p1 * mfac))
+            idx_c = r(p1 / (1.0 + self.pi))
 
         # -- new positions enter at the price they traded at
-        self._open(side, units_new, full[d["sec"] + 1], d, k + 1 + d["hold"], np.full(n_new, k))
+        self._open(side, units_new, full[d["sec"] + 1], d, k + 1 + d["hold"], k)
 
         # -- accounting: flows by reason and side, taker buys per path point
         if fired:
@@ -488,7 +503,7 @@ class SymbolEngine:
             rec, n_liq, liq_units = None, 0, 0
 
         # hedgers: a slowly varying delta-neutral book (two-sided volume, no net flow)
-        self.hedge_x = self.hedge_x * (1 - 1 / 2880) + 0.25 * math.sqrt(2 / 2880) * z[120]
+        self.hedge_x = self.hedge_x * (1 - 1 / 2880) + 0.25 * math.sqrt(2 / 2880) * z120
         h_new = self._hedge_target(self.hedge_x)
         dh = abs(h_new - self.hedge)
         self.hedge = h_new
@@ -500,11 +515,11 @@ class SymbolEngine:
         sp_buy = (v_noise + nn) // 2 + (inf if r_exo > 0 else 0) + dh // 2
         sp_sell = v_noise - (v_noise + nn) // 2 + (0 if r_exo > 0 else inf) + dh - dh // 2
         tpm = self.spec.trades_per_min * act
-        n_other = 61 + max(0, int(round(tpm + math.sqrt(tpm) * z[123])))
+        n_other = 61 + max(0, int(round(tpm + math.sqrt(tpm) * z123)))
         other = pos_units - liq_units + sp_buy + sp_sell
         if other < n_other + 1:  # every trade needs at least one lot step
             sp_buy += n_other + 1 - other
-        vwap_pt = float(full[1:].mean())
+        vwap_pt = float(full[1:].sum()) / 60  # the mean, without np.mean's overhead
         volume = pos_units + sp_buy + sp_sell
         taker = int(buy_pt.sum()) + sp_buy
         quote = (float(buy_pt @ full + sell_pt @ full) + (sp_buy + sp_sell) * vwap_pt) * step
@@ -516,7 +531,7 @@ class SymbolEngine:
             self._grow(self.tape, i + 1, base=DAY_MIN)
         t = self.tape
         c = float(full[60])
-        t["open"][i], t["high"][i], t["low"][i], t["close"][i] = P0, full.max(), full.min(), c
+        t["open"][i], t["high"][i], t["low"][i], t["close"][i] = P0, high, low, c
         t["mopen"][i], t["mhigh"][i], t["mlow"][i], t["mclose"][i] = m_ohlc
         t["index"][i], t["quote"][i], t["tb_quote"][i] = idx_c, quote, tb_quote
         t["volume"][i], t["taker"][i] = volume, taker
@@ -549,7 +564,7 @@ class SymbolEngine:
         self.ema_r += A_REV * (lc - self.ema_r)
         self.closes[:-1] = self.closes[1:]
         self.closes[-1] = c
-        self.pi = 0.97 * self.pi + 0.03 * 1e-4 + 4e-5 * z[121]
+        self.pi = 0.97 * self.pi + 0.03 * 1e-4 + 4e-5 * z121
         self.pi_ema += 0.1 * (self.pi - self.pi_ema)
 
     # -- running, compaction, snapshots, saving ------------------------------------------------

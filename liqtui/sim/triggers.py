@@ -45,11 +45,11 @@ class TriggerBook:
         n = keys.size
         if n == 0:
             return
-        if self.bn + n > self.bkeys.size:
+        if self.bn + n > _MERGE_AT:
             self._merge()
-            if n > self.bkeys.size:
-                self.bkeys = np.empty(2 * n, np.float64)
-                self.bids = np.empty(2 * n, np.int64)
+            if n > _MERGE_AT:  # a big batch (a seeded population) goes straight to the sorted
+                self._insert(keys, np.asarray(ids, dtype=np.int64))  # part: the buffer stays small
+                return
         self.bkeys[self.bn:self.bn + n] = keys
         self.bids[self.bn:self.bn + n] = ids
         self.bn += n
@@ -86,14 +86,17 @@ class TriggerBook:
     def _merge(self) -> None:
         if self.bn == 0:
             return
-        bk, bi = self.bkeys[:self.bn], self.bids[:self.bn]
+        self._insert(self.bkeys[:self.bn], self.bids[:self.bn])
+        self.bn, self.bmin = 0, np.inf
+
+    def _insert(self, bk, bi) -> None:
         o = np.lexsort((bi, bk))
         bk, bi = bk[o], bi[o]
         keys, ids = self.keys[self.head:], self.ids[self.head:]
         pos = np.searchsorted(keys, bk, side="right")
         self.keys = np.insert(keys, pos, bk)
         self.ids = np.insert(ids, pos, bi)
-        self.head, self.bn, self.bmin = 0, 0, np.inf
+        self.head = 0
         self._head_key()
 
     def remap(self, mapping: np.ndarray) -> None:
