@@ -346,16 +346,9 @@ def _settings(args):
 def _binance_urls(args) -> tuple[str, str]:
     """REST and WebSocket base URLs: flag > LIQTUI_BINANCE_*_URL > the venue's; validated,
     the error naming where a bad one came from (ValueError)."""
-    from .feeds.binance import DEFAULT_REST_URL, DEFAULT_WS_URL, check_base_url
+    from .feeds.venues import VENUES
 
-    urls = []
-    for name, env, default, schemes in (
-            ("rest_url", "LIQTUI_BINANCE_REST_URL", DEFAULT_REST_URL, ("http", "https")),
-            ("ws_url", "LIQTUI_BINANCE_WS_URL", DEFAULT_WS_URL, ("ws", "wss"))):
-        given = getattr(args, name, None)
-        value = given or os.environ.get(env) or default
-        urls.append(check_base_url(value, schemes, f"--{name.replace('_', '-')}" if given else env))
-    return urls[0], urls[1]
+    return VENUES["binance"].urls(getattr(args, "rest_url", None), getattr(args, "ws_url", None))
 
 
 def cmd_app(args) -> int:

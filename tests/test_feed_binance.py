@@ -134,6 +134,27 @@ def test_bar_builder_from_trades_and_closed_klines():
     assert b.late == 1 and b.minute("X").close == 120.0
 
 
+def test_bar_builder_keeps_the_trades_taker_share_when_candles_have_none():
+    """Bybit and OKX candles carry no taker-buy volume: live, the share comes from trades."""
+    b = BarBuilder(STEP)
+    t0 = 1_700_000_100_000 // STEP * STEP
+    b.trade("bybit", "X", t0 + 1_000, 100.0, 3.0, True)     # 300 bought by takers
+    b.trade("bybit", "X", t0 + 2_000, 100.0, 1.0, False)    # 100 sold
+    nan = float("nan")
+    # the closed candle has more volume than the trades seen, and no taker split
+    b.kline(Bar("bybit", "X", t0, MIN, 100.0, 101.0, 99.0, 100.0, 8.0, 800.0, nan, True))
+    assert b.forming("X").taker_buy_quote_volume == pytest.approx(600.0)   # 75 % of 800
+    # a candle for a minute no trade was seen in: the step's share from the known minutes
+    b.kline(Bar("bybit", "X", t0 + MIN, MIN, 100.0, 100.0, 100.0, 100.0, 4.0, 400.0, nan, True))
+    bar = b.forming("X")
+    assert bar.quote_volume == pytest.approx(1200.0)
+    assert bar.taker_buy_quote_volume == pytest.approx(900.0)
+    # no trades at all: unknown (the model then takes a 0.5 share)
+    b2 = BarBuilder(STEP)
+    b2.kline(Bar("okx", "Y", t0, MIN, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, nan, True))
+    assert math.isnan(b2.forming("Y").taker_buy_quote_volume)
+
+
 def test_gap_bar_window():
     g = Gap(("BTCUSDT",), 1_000_000 * STEP + 10, 1_000_002 * STEP + 5)
     assert g.bar_window(STEP) == (1_000_000 * STEP, 1_000_003 * STEP)

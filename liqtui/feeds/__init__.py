@@ -13,6 +13,7 @@ _EXPORTS = {
     "DEFAULT_REST_URL": "binance", "DEFAULT_WS_URL": "binance",
     "FeedSettings": "settings", "BarBuilder": "bars", "WeightLimiter": "ratelimit",
     "Backoff": "backoff", "parse_frame": "binance_parse", "SymbolInfo": "binance_parse",
+    "LiveFeed": "live", "VENUES": "venues", "venue": "venues",
 }
 
 __all__ = sorted(_EXPORTS)

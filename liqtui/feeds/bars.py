@@ -6,7 +6,8 @@ each symbol at two sizes, the minute and the model step (5 min by default):
 
 * every trade extends the current minute (high, low, close, volumes, taker-buy quote volume);
 * a *closed* 1-minute kline from the venue replaces the trade-built minute it covers, so
-  trades lost to a reconnect are corrected as soon as the venue closes that minute;
+  trades lost to a reconnect are corrected as soon as the venue closes that minute (a venue
+  whose candles carry no taker-buy volume keeps the share its trades showed);
 * the forming step bar is the aggregate of its minutes, computed on demand.
 
 The trade path is a handful of float operations: it runs for every aggTrade.
@@ -89,6 +90,10 @@ class BarBuilder:
             self._roll(s, bar.time)
         row = [bar.open, bar.high, bar.low, bar.close, bar.volume, bar.quote_volume,
                bar.taker_buy_quote_volume]
+        if row[_B] != row[_B]:  # NaN: the venue's candles carry no taker-buy volume (Bybit,
+            old = s.minutes.get(bar.time)  # OKX): keep the taker share its trades showed
+            if old is not None and old[_Q] > 0 and old[_B] == old[_B]:
+                row[_B] = old[_B] / old[_Q] * row[_Q]
         s.minutes[bar.time] = row
         if bar.time == s.minute:
             s.cur = row  # later trades of this minute (none, it is closed) would extend it
@@ -99,11 +104,16 @@ class BarBuilder:
         if s is None or not s.minutes:
             return None
         rows = [s.minutes[k] for k in sorted(s.minutes)]
+        quote = sum(r[_Q] for r in rows)
+        # minutes without a taker-buy figure take the share of those with one (NaN if none)
+        known = [r for r in rows if r[_B] == r[_B]]
+        kq = sum(r[_Q] for r in known)
+        taker = (sum(r[_B] for r in known) / kq * quote if kq > 0
+                 else 0.0 if known and quote == 0 else float("nan"))
         return Bar(
             s.venue, symbol, s.step, self.step_ms, rows[0][_O],
             max(r[_H] for r in rows), min(r[_L] for r in rows), rows[-1][_C],
-            sum(r[_V] for r in rows), sum(r[_Q] for r in rows), sum(r[_B] for r in rows),
-            False,
+            sum(r[_V] for r in rows), quote, taker, False,
         )
 
     def minute(self, symbol: str) -> Bar | None:

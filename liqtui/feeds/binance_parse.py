@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .events import Bar, Liquidation, MarkPrice, Trade
+from .events import COUNTER_KEYS, Bar, Liquidation, MarkPrice, Reply, Trade, new_counters  # noqa: F401
 
 try:  # orjson decodes these small frames ~2-3× faster than json (benchmarks/bench_ingest.py)
     from orjson import loads
@@ -24,23 +24,8 @@ except ImportError:  # pragma: no cover - orjson is a dependency; json is the sa
     from json import loads
 
 VENUE = "binance"
-COUNTER_KEYS = ("frames", "events", "malformed", "unknown", "replies")
 _INF = float("inf")
 _NUM = (str, float, int)  # Binance sends numbers as strings; accept JSON numbers too (not bool)
-
-
-def new_counters() -> dict[str, int]:
-    return dict.fromkeys(COUNTER_KEYS, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A reply to SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS (``result``), or an error reply
-    (``code``, ``msg``). ``id`` is None for an error the server could not tie to a request."""
-    id: int | None
-    result: object = None
-    code: int | None = None
-    msg: str = ""
 
 
 # ---------------------------------------------------------------------------- field checks

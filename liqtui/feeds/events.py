@@ -79,6 +79,25 @@ class Liquidation:
     notional: float      # USD: Binance z·ap, falling back to q·p
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A venue's answer to a control message (subscribe, unsubscribe, list): ``result``, or
+    an error (``code``, ``msg``). ``id`` is None for an error the venue could not tie to a
+    request. Not market data: it never makes a socket look alive."""
+    id: int | str | None
+    result: object = None
+    code: int | str | None = None
+    msg: str = ""
+
+
+# what every frame parser counts (it never raises on a venue's bad frame)
+COUNTER_KEYS = ("frames", "events", "malformed", "unknown", "replies")
+
+
+def new_counters() -> dict[str, int]:
+    return dict.fromkeys(COUNTER_KEYS, 0)
+
+
 class FeedState(str, enum.Enum):
     CONNECTING = "CONNECTING"
     BACKFILLING = "BACKFILLING"
