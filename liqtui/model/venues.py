@@ -188,8 +188,10 @@ def aggregate(heatmaps: Mapping[str, Heatmap | None], steps: Mapping[str, Mappin
 
 
 def build_venues(bars: Mapping[str, Mapping | None], params: ModelParams | None = None, *,
-                 reference: str | None = None, threads: bool = True, **kwargs) -> VenueHeatmap:
-    """Run LQ-1 for every venue's ``bars`` (None: no data) and ``aggregate`` them.
+                 reference: str | None = None, threads: bool = True,
+                 failed: Mapping[str, str] | None = None, **kwargs) -> VenueHeatmap:
+    """Run LQ-1 for every venue's ``bars`` (None: no data) and ``aggregate`` them;
+    ``failed``: venue → why its bars are missing (passed on to ``aggregate``).
 
     The other venues use the reference venue's bin width so their bins line up one to one
     (their own automatic width could differ near a 1-2-5 step). Builds run in threads: the
@@ -199,7 +201,7 @@ def build_venues(bars: Mapping[str, Mapping | None], params: ModelParams | None 
     names = [v for v in bars if bars[v] is not None and len(bars[v]["time"])]
     ref = reference if reference in names else (names[0] if names else None)
     heatmaps: dict[str, Heatmap | None] = {v: None for v in bars}
-    failed: dict[str, str] = {}
+    failed = dict(failed or {})
 
     def run(v, q):
         try:

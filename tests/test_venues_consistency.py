@@ -1,0 +1,121 @@
+"""`liqtui levels --venue …` against one simulated market served by every venue on one port
+(the simulator in-process, the real REST clients over loopback sockets), and the consistency
+of the venues' levels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from liqtui.cli import main
+from liqtui.feeds.venues import VENUES
+from liqtui.sim.market import Market
+from liqtui.sim.server import SimExchange
+from liqtui.sim.venues import SHAPES
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """The simulated exchange on its own event loop in a thread, so the CLI under test can run
+    ``asyncio.run`` in the test's thread as it does for a user."""
+    market = Market(("BTCUSDT",), seed=11, history_days=1.6, time_scale=1.0)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="sim", daemon=True)
+    thread.start()
+    sx = SimExchange(market)
+    asyncio.run_coroutine_threadsafe(sx.start(), loop).result(60)
+    yield sx
+    asyncio.run_coroutine_threadsafe(sx.stop(), loop).result(60)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def every_venue_at(monkeypatch, url: str, **override) -> None:
+    for v in VENUES.values():
+        monkeypatch.setenv(v.env_rest, override.get(v.name, url))
+
+
+def levels(capsys, *argv):
+    rc = main(["levels", "--symbol", "BTCUSDT", "--range", "12h", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def closed_port() -> str:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return f"http://127.0.0.1:{port}"
+
+
+# ------------------------------------------------------------------ liqtui levels --venue
+
+
+def test_one_venue_keeps_schema_1_as_it_was(capsys, sim):
+    rc, out, err = levels(capsys, "--venue", "binance", "--rest-url", sim.rest_url, "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["venues"] == ["binance"] and "dropped" not in doc
+    assert doc["levels"] and all("by_venue" not in lv for lv in doc["levels"])
+    assert set(doc["levels"][0]) == {"price", "side", "usd", "distance_pct", "cumulative_usd", "tiers"}
+
+
+def test_all_venues_sum_and_say_who_is_in(capsys, sim, monkeypatch):
+    every_venue_at(monkeypatch, sim.rest_url)
+    rc, out, err = levels(capsys, "--venue", "all", "--json", "--top", "5")
+    assert rc == 0, err
+    doc = json.loads(out)
+    named = set(doc["venues"]) | {d["venue"] for d in doc["dropped"]}
+    assert named == set(VENUES) and doc["venues"][0] == "binance"
+    for d in doc["dropped"]:  # each left-out venue is said on stderr too
+        assert f"liqtui: warning: {d['venue']} left out of the sum: " in err
+    for lv in doc["levels"]:
+        assert set(lv["by_venue"]) == set(doc["venues"])
+        assert sum(lv["by_venue"].values()) == pytest.approx(lv["usd"], abs=0.05)
+    by = doc["totals"]["by_venue"]
+    assert sum(x["long_usd"] for x in by.values()) == pytest.approx(doc["totals"]["long_usd"], abs=0.1)
+    # the text table names the venues in its first line and stacks each level by venue
+    rc, out, err = levels(capsys, "--venue", "all", "--top", "3")
+    assert rc == 0
+    title = "+".join(VENUES[v].label for v in doc["venues"])
+    assert out.splitlines()[0].startswith(f"BTCUSDT · {title} · price ")
+    assert "by venue: each level's USD per venue" in out
+
+
+def test_a_failing_venue_is_dropped_with_a_note(capsys, sim, monkeypatch):
+    dead = closed_port()
+    every_venue_at(monkeypatch, sim.rest_url, okx=dead)
+    rc, out, err = levels(capsys, "--venue", "all", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert "okx" not in doc["venues"] and "binance" in doc["venues"]
+    (why,) = [d["reason"] for d in doc["dropped"] if d["venue"] == "okx"]
+    assert why.startswith(("REST at " + dead, "no client for this venue"))
+    assert f"liqtui: warning: okx left out of the sum: {why}" in err
+    # every venue failing is an error, not an empty table
+    every_venue_at(monkeypatch, dead)
+    rc, out, err = levels(capsys, "--venue", "all")
+    assert rc == 1 and out == ""
+    assert all(f"liqtui: error: {v}" in err for v in VENUES)
+    assert "Traceback" not in err
+
+
+def test_venue_flags_are_checked(capsys, sim, monkeypatch):
+    rc, _, err = levels(capsys, "--venue", "all", "--rest-url", sim.rest_url)
+    assert rc == 2 and "--rest-url names one venue's URL" in err and "LIQTUI_OKX_REST_URL" in err
+    monkeypatch.setenv("LIQTUI_BYBIT_REST_URL", "ftp://nope")
+    rc, _, err = levels(capsys, "--venue", "all")
+    assert rc == 2 and "LIQTUI_BYBIT_REST_URL 'ftp://nope'" in err
+    with pytest.raises(SystemExit) as e:
+        main(["levels", "--symbol", "BTCUSDT", "--venue", "kraken"])
+    assert e.value.code == 2
+    assert "invalid choice: 'kraken'" in capsys.readouterr().err
