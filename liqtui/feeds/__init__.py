@@ -14,6 +14,7 @@ _EXPORTS = {
     "FeedSettings": "settings", "BarBuilder": "bars", "WeightLimiter": "ratelimit",
     "Backoff": "backoff", "parse_frame": "binance_parse", "SymbolInfo": "binance_parse",
     "LiveFeed": "live", "VENUES": "venues", "venue": "venues",
+    "BybitRest": "bybit", "BybitLive": "bybit",
 }
 
 __all__ = sorted(_EXPORTS)

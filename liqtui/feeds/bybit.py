@@ -1,0 +1,548 @@
+"""Bybit v5 linear perpetuals: REST backfill and the live WebSocket feed.
+
+``BybitRest`` pages klines, mark-price klines (both newest first, ≤ 1000 a page, each request
+naming its whole window) and 5-minute open interest (≤ 200 a page, ``nextPageCursor``) into
+the closed steps the model takes, under the venue's 600 requests / 5 s per IP. Bybit candles
+carry no taker-buy volume: ``taker_buy_quote_volume`` is NaN (the model takes 0.5).
+
+``BybitLive`` subscribes ``publicTrade``, ``kline.1``, ``tickers`` and ``allLiquidation`` per
+symbol on ``/v5/public/linear`` sockets, after *every* (re)connect (the venue keeps no
+subscriptions), in batches of ≤ 10 topics with a ``req_id`` each, and checks every ack; it
+pings ``{"op": "ping"}`` every ``ping_s`` (the venue hangs up after ~10 minutes without);
+dedupes trades by their UUID in a bounded recent set; mark price and open interest come from
+the merged ``tickers`` stream. Sockets, states, gaps and closed steps are ``LiveFeed``'s.
+
+Errors: a non-zero ``retCode`` is an error even with HTTP 200 (10001 names a bad symbol;
+10006 is the per-UID rate limit: back off and retry); HTTP 403 "access too frequent" stops
+*all* REST for a 10-minute cool-off, reported as BANNED until its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import math
+import time
+from collections import deque
+
+import aiohttp
+
+from .backoff import Backoff
+from .binance import _join
+from .bybit_parse import (
+    KLINE_INTERVALS,
+    OI_INTERVALS,
+    PARAMS_ERROR,
+    RATE_LIMITED,
+    VENUE,
+    RetCodeError,
+    TickerBook,
+    loads,
+    parse_frame,
+    parse_instruments,
+    parse_klines,
+    parse_open_interest,
+    parse_tickers,
+    result,
+)
+from .events import FeedState, FeedStatus, MarkPrice, OpenInterest, Reply
+from .live import STEP_MS, LiveFeed, _close_quietly
+from .rest import Backfill, BannedError, RestError, UnknownSymbolError, check_base_url
+from .settings import FeedSettings
+
+DEFAULT_REST_URL = "https://api.bybit.com"
+DEFAULT_WS_URL = "wss://stream.bybit.com"
+WS_PATH = "/v5/public/linear"
+KLINE_LIMIT = 1000
+OI_LIMIT = 200
+COOL_OFF_S = 600.0          # after HTTP 403: "stop and wait at least 10 min"
+PING_S = 20.0               # the venue's advice; it cuts after ~10 min without
+ARGS_PER_SUBSCRIBE = 10
+RECENT_TRADE_IDS = 100_000  # UUIDs remembered for dedupe (minutes of the busiest symbols)
+_NAN = float("nan")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+# ================================================================================ REST
+
+
+class RequestLimiter:
+    """Bybit counts requests, not weight: at most ``limit − buffer`` in any ``window_s``
+    (sliding), and nothing at all while paused (10006 back-off) or banned (403 cool-off).
+    One per host: the limit is per IP."""
+
+    def __init__(self, limit: int = 600, window_s: float = 5.0, buffer: int = 50):
+        self.limit, self.window_s, self.buffer = limit, window_s, buffer
+        self._sent: deque[float] = deque()
+        self._paused_until = 0.0   # monotonic
+        self._banned_until = 0.0
+        self.waited_s = 0.0
+
+    @property
+    def banned(self) -> bool:
+        return time.monotonic() < self._banned_until
+
+    @property
+    def blocked(self) -> bool:
+        return time.monotonic() < self._paused_until
+
+    def blocked_until_ms(self) -> int:
+        return int((time.time() + self._paused_until - time.monotonic()) * 1000)
+
+    def throttle(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
+
+    def ban(self, seconds: float) -> int:
+        """No REST for ``seconds``; returns the end as wall ms."""
+        end = time.monotonic() + max(0.0, seconds)
+        self._banned_until = max(self._banned_until, end)
+        self._paused_until = max(self._paused_until, end)
+        return self.blocked_until_ms()
+
+    async def acquire(self, max_wait: float = math.inf) -> None:
+        while True:
+            now = time.monotonic()
+            wait = self._paused_until - now
+            if wait <= 0:
+                q = self._sent
+                while q and q[0] <= now - self.window_s:
+                    q.popleft()
+                if len(q) >= self.limit - self.buffer:
+                    wait = q[0] + self.window_s - now + 0.001
+            if wait <= 0:
+                break
+            if wait > max_wait:
+                until = int((time.time() + wait) * 1000)
+                what = ("in its 10-minute cool-off after HTTP 403" if self.banned
+                        else "rate limited")
+                raise BannedError(f"Bybit REST {what} until {_utc(until)}",
+                                  status=403 if self.banned else None, until=until)
+            self.waited_s += wait
+            await asyncio.sleep(wait)
+        self._sent.append(time.monotonic())
+
+
+class BybitRest:
+    def __init__(self, base_url: str = DEFAULT_REST_URL, *, session=None, limiter=None,
+                 on_status=None, settings: FeedSettings | None = None,
+                 cool_off_s: float = COOL_OFF_S):
+        self.base_url = check_base_url(base_url, ("http", "https"), "Bybit REST URL")
+        self.settings = settings or FeedSettings()
+        self.limiter = limiter or RequestLimiter()
+        self.cool_off_s = cool_off_s
+        self.on_status = on_status
+        self._session = session
+        self._own_session = session is None
+        self._symbols: dict | None = None
+        self._all_symbols: dict = {}
+        self._banned = False
+        self._activity: FeedState | None = None
+        self.counters = dict.fromkeys(
+            ("requests", "retries", "http_403", "rate_limited", "http_5xx", "timeouts",
+             "errors"), 0)
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(trust_env=True)  # honour HTTP(S)_PROXY
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    def _emit(self, state: FeedState, reason: str = "", until: int | None = None) -> None:
+        if self.on_status is not None:
+            try:
+                self.on_status(FeedStatus(VENUE, state, _now_ms(), reason, until))
+            except Exception:  # a broken callback must not break REST
+                pass
+
+    async def _get(self, path: str, params: dict | None = None, *,
+                   max_wait: float | None = None) -> dict:
+        """GET a v5 body whose retCode is 0, obeying the limiter; retries 5xx, timeouts,
+        network errors and bad bodies with capped backoff; backs off on retCode 10006; waits
+        out a 403 cool-off up to ``max_wait`` seconds."""
+        s = self.settings
+        max_wait = s.max_rest_wait_s if max_wait is None else max_wait
+        url = self.base_url + path
+        backoff = Backoff(s.rest_backoff_base_s, s.rest_backoff_cap_s)
+        failures = limited = 0
+        session = self._get_session()
+        timeout = aiohttp.ClientTimeout(total=s.rest_timeout_s)
+        while True:
+            await self.limiter.acquire(max_wait)
+            self.counters["requests"] += 1
+            problem = None
+            try:
+                async with session.get(url, params=params, timeout=timeout) as r:
+                    status, headers = r.status, r.headers
+                    body = await r.read()
+            except asyncio.TimeoutError:
+                self.counters["timeouts"] += 1
+                problem = f"no answer within {s.rest_timeout_s:g} s"
+            except aiohttp.ClientError as e:
+                problem = f"{type(e).__name__}: {e}"
+            else:
+                if status == 200:
+                    try:
+                        data = loads(body)
+                        result(data, path)
+                    except RetCodeError as e:
+                        if e.code != RATE_LIMITED:
+                            raise self._error(path, params, e) from None
+                        limited += 1
+                        self.counters["rate_limited"] += 1
+                        if limited > 50:
+                            raise RestError(f"Bybit REST {path}: retCode 10006 {limited} times "
+                                            "in a row", code=RATE_LIMITED) from None
+                        self.limiter.throttle(_reset_wait(headers))
+                        continue
+                    except Exception:  # truncated, malformed or not an envelope: ask again
+                        problem = "truncated or malformed body"
+                    else:
+                        if self._banned:
+                            self._banned = False
+                            self._emit(self._activity or FeedState.LIVE, "REST ban over")
+                        return data
+                elif status == 403:
+                    limited += 1
+                    if limited > 50:
+                        raise RestError(f"{path}: HTTP 403 {limited} times in a row", status=403)
+                    self._cool_off(headers)
+                    continue
+                elif status >= 500 or status == 408:
+                    self.counters["http_5xx"] += 1
+                    problem = f"HTTP {status}"
+                else:
+                    self.counters["errors"] += 1
+                    raise RestError(f"Bybit REST {path}: HTTP {status} "
+                                    f"{body[:200].decode('utf-8', 'replace')}", status=status)
+            failures += 1
+            if failures > s.rest_retries:
+                self.counters["errors"] += 1
+                raise RestError(f"Bybit REST {path} failed {failures} times ({problem})")
+            self.counters["retries"] += 1
+            await asyncio.sleep(backoff.next())
+
+    def _cool_off(self, headers) -> None:
+        self.counters["http_403"] += 1
+        try:  # the venue sends no Retry-After; honour one if a proxy (or the sim) does
+            seconds = float(headers.get("Retry-After"))
+        except (TypeError, ValueError):
+            seconds = self.cool_off_s
+        until = self.limiter.ban(seconds)
+        self._banned = True
+        self._emit(FeedState.BANNED, "HTTP 403 access too frequent: all Bybit REST paused "
+                   f"until {_utc(until)}", until)
+
+    def _error(self, path, params, e: RetCodeError) -> RestError:
+        self.counters["errors"] += 1
+        sym = (params or {}).get("symbol")
+        if e.code == PARAMS_ERROR and sym and "symbol" in e.msg.lower():
+            return UnknownSymbolError(sym, f"unknown symbol {sym!r} on Bybit linear ({e.msg})")
+        return RestError(f"Bybit REST {path}: retCode {e.code} {e.msg}", code=e.code)
+
+    # ---------------------------------------------------------------- symbols
+
+    async def exchange_info(self, *, max_wait: float | None = None) -> dict:
+        """Linear perpetuals that are trading, by symbol (fetched once, all pages)."""
+        if self._symbols is None:
+            allsyms, cursor, pages = {}, "", 0
+            while True:
+                params = {"category": "linear", "limit": 1000}
+                if cursor:
+                    params["cursor"] = cursor
+                body = await self._get("/v5/market/instruments-info", params, max_wait=max_wait)
+                try:
+                    page, cursor = parse_instruments(body["result"])
+                except (ValueError, KeyError) as e:
+                    raise RestError(f"Bybit instruments-info: {e}") from None
+                allsyms.update(page)
+                pages += 1
+                if not cursor or not page or pages > 50:
+                    break
+            self._all_symbols = allsyms
+            self._symbols = {k: v for k, v in allsyms.items()
+                             if v.contract_type == "LinearPerpetual" and v.status == "Trading"}
+        return self._symbols
+
+    async def symbol(self, symbol: str):
+        """The symbol's info, or ``UnknownSymbolError`` naming it."""
+        syms = await self.exchange_info()
+        sym = symbol.strip().upper()
+        if sym in syms:
+            return syms[sym]
+        other = self._all_symbols.get(sym)
+        if other is not None:
+            why = (f"not trading (status {other.status})" if other.status != "Trading"
+                   else f"a {other.contract_type or 'non-perpetual'} contract, not a perpetual")
+            raise UnknownSymbolError(sym, f"symbol {sym!r} on Bybit linear is {why}")
+        near = difflib.get_close_matches(sym, list(syms), n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise UnknownSymbolError(
+            sym, f"unknown symbol {sym!r}: not a trading linear perpetual on Bybit{hint}")
+
+    # ---------------------------------------------------------------- single values
+
+    async def server_time(self, *, max_wait: float | None = None) -> int:
+        body = await self._get("/v5/market/time", max_wait=max_wait)
+        try:
+            return int(body["result"]["timeNano"]) // 1_000_000
+        except (KeyError, TypeError, ValueError):
+            raise RestError("Bybit /v5/market/time: no 'timeNano' in the answer") from None
+
+    async def _ticker(self, symbol: str, max_wait):
+        body = await self._get("/v5/market/tickers", {"category": "linear", "symbol": symbol},
+                               max_wait=max_wait)
+        try:
+            return parse_tickers(body["result"])[symbol], int(body["time"])
+        except (KeyError, TypeError, ValueError):
+            raise RestError("Bybit tickers: unexpected answer") from None
+
+    async def mark_price(self, symbol: str, *, max_wait: float | None = None) -> MarkPrice:
+        (mark, index, _), t = await self._ticker(symbol, max_wait)
+        return MarkPrice(VENUE, symbol, t, mark, index)
+
+    async def open_interest(self, symbol: str, *, max_wait: float | None = None) -> OpenInterest:
+        """Now, in base units (``singleOpenInterest`` where the venue has it)."""
+        (_, _, oi), t = await self._ticker(symbol, max_wait)
+        return OpenInterest(VENUE, symbol, t, oi)
+
+    # ---------------------------------------------------------------- history
+
+    async def _klines(self, path, symbol, iv_name, iv, first, last, progress) -> list[tuple]:
+        """Bars opening in [first, last], oldest first, in windows of ≤ 1000 that each
+        request names in full (start, end and limit), so paging cannot skip or repeat."""
+        rows: list[tuple] = []
+        cursor = first
+        while cursor <= last:
+            n = min(KLINE_LIMIT, (last - cursor) // iv + 1)
+            wend = cursor + (n - 1) * iv
+            body = await self._get(path, {"category": "linear", "symbol": symbol,
+                                          "interval": iv_name, "start": cursor, "end": wend,
+                                          "limit": n})
+            try:
+                page = parse_klines(body["result"])
+            except (ValueError, TypeError, IndexError, KeyError) as e:
+                raise RestError(f"Bybit {path}: {e}") from None
+            rows.extend(r + (_NAN,) for r in page if cursor <= r[0] <= wend)
+            cursor = wend + iv
+            progress(n)
+        return rows
+
+    async def _oi(self, symbol, name, period, first, last, progress) -> list[tuple[int, float]]:
+        """Open interest stamped in [first, last]: newest-first pages of ≤ 200 chained by
+        ``nextPageCursor`` (stops when the cursor ends or a page brings nothing older)."""
+        rows: dict[int, float] = {}
+        cursor, oldest = "", None
+        while True:
+            params = {"category": "linear", "symbol": symbol, "intervalTime": name,
+                      "startTime": first, "endTime": last, "limit": OI_LIMIT}
+            if cursor:
+                params["cursor"] = cursor
+            body = await self._get("/v5/market/open-interest", params)
+            try:
+                page, cursor = parse_open_interest(body["result"])
+            except (ValueError, TypeError, KeyError) as e:
+                raise RestError(f"Bybit open-interest: {e}") from None
+            rows.update((t, v) for t, v in page if first <= t <= last)
+            progress(len(page))
+            if not page or not cursor or (oldest is not None and page[0][0] >= oldest):
+                break
+            oldest = page[0][0]
+        return sorted(rows.items())
+
+    async def backfill(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None,
+                       *, lookback_ms: int | None = None, interval_ms: int = STEP_MS,
+                       progress=None) -> Backfill:
+        """Closed bars opening at or after ``start_ms`` and closing at or before ``end_ms``
+        (default: the exchange's now), with mark-price extremes and open interest (base, one
+        side) at each bar's close; ``taker_buy_quote_volume`` is NaN (Bybit candles have
+        none). ``progress(done, total)`` after each page. Raises ``UnknownSymbolError``,
+        ``BannedError`` or ``RestError``."""
+        iv_name = next((k for k, v in KLINE_INTERVALS.items() if v == interval_ms), None)
+        if iv_name is None:
+            raise ValueError(f"interval_ms {interval_ms}: expected one of "
+                             f"{', '.join(str(v) for v in KLINE_INTERVALS.values())}")
+        base = max(interval_ms, STEP_MS)  # open interest at every close: a dividing period
+        oi_name = next(k for k, v in reversed(OI_INTERVALS.items()) if v <= base and base % v == 0)
+        info = await self.symbol(symbol)
+        self._activity = FeedState.BACKFILLING
+        try:
+            return await self._backfill(info, start_ms, end_ms, lookback_ms, interval_ms,
+                                        iv_name, oi_name, progress)
+        finally:
+            self._activity = None
+
+    async def _backfill(self, info, start_ms, end_ms, lookback_ms, iv, iv_name, oi_name,
+                        progress) -> Backfill:
+        sym, period = info.symbol, OI_INTERVALS[oi_name]
+        now = await self.server_time()
+        end = now if end_ms is None else min(end_ms, now)
+        if start_ms is None:
+            if lookback_ms is None:
+                raise ValueError("backfill needs start_ms or lookback_ms")
+            start_ms = end - lookback_ms
+        first = -(-start_ms // iv) * iv
+        last = end // iv * iv - iv
+        self._emit(FeedState.BACKFILLING, f"{sym} {_utc(first)} → {_utc(last + iv)}")
+        total = 3 * max(0, (last - first) // iv + 1)
+        done = 0
+
+        def step(n):
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(min(done, total), total)
+
+        kl, mk, oi = [], [], []
+        if last >= first:
+            kl = await self._klines("/v5/market/kline", sym, iv_name, iv, first, last, step)
+            mk = await self._klines("/v5/market/mark-price-kline", sym, iv_name, iv, first,
+                                    last, step)
+            oi = await self._oi(sym, oi_name, period, (first + iv) // period * period,
+                                last + iv, lambda n: step(n * period // iv))
+        out = _join(kl, mk, oi, iv, period)
+        warns = []
+        if len(out["time"]) and out["time"][0] > first and (info.onboard_ms or 0) > first:
+            warns.append(f"{sym} history starts at {_utc(int(out['time'][0]))} "
+                         "(listed later than the requested start)")
+        bf = Backfill(out)
+        bf.symbol, bf.interval_ms, bf.warnings, bf.now = sym, iv, warns, now
+        bf.start = int(out["time"][0]) if len(out["time"]) else first
+        bf.end = int(out["time"][-1]) + iv if len(out["time"]) else first
+        return bf
+
+
+def _reset_wait(headers) -> float:
+    """Seconds until a 10006 limit resets: ``X-Bapi-Limit-Reset-Timestamp`` (ms), else 1 s."""
+    for name in ("Retry-After", "X-Bapi-Limit-Reset-Timestamp"):
+        v = headers.get(name)
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        wait = x if name == "Retry-After" else (x - _now_ms()) / 1000
+        return min(max(wait, 0.1), 60.0)
+    return 1.0
+
+
+# ================================================================================ live
+
+
+class BybitLive(LiveFeed):
+    """Bybit linear live: ``/v5/public/linear`` sockets of ≤ ``max_streams_per_connection``
+    topics each (a symbol's four topics stay on one socket, so its quiet ``allLiquidation``
+    shares the watchdog with its busy trades), subscribed after every (re)connect with the
+    acks checked, and kept alive with JSON pings."""
+
+    VENUE = VENUE
+    LABEL = "Bybit linear"
+
+    def __init__(self, ws_url: str = DEFAULT_WS_URL, symbols=("BTCUSDT",), *, rest=None,
+                 rest_url: str | None = None, session=None,
+                 settings: FeedSettings | None = None, ping_s: float = PING_S, **kwargs):
+        settings = settings or FeedSettings()
+        if rest is None and rest_url is not None:
+            rest = BybitRest(rest_url, session=session, settings=settings)
+        super().__init__(check_base_url(ws_url, ("ws", "wss"), "Bybit WebSocket URL"),
+                         symbols, rest=rest, session=session, settings=settings, **kwargs)
+        if not ping_s > 0:
+            raise ValueError(f"ping_s = {ping_s!r}: expected a positive number of seconds")
+        self.ping_s = ping_s
+        self.counters.update(block_trades=0, sub_errors=0, notices=0)
+        self.book = TickerBook()
+        self._pending: dict[str, tuple] = {}   # req_id → (conn id, topics) awaiting an ack
+        self._req = 0
+        self._ids: set[str] = set()            # recent trade UUIDs ...
+        self._id_order: deque[str] = deque()   # ... oldest first, to forget them in order
+
+    def _plan(self):
+        topics = []
+        for s in self.symbols:
+            topics.append([f"publicTrade.{s}", f"kline.1.{s}", f"tickers.{s}",
+                           f"allLiquidation.{s}"])
+        per = max(1, self.settings.max_streams_per_connection // 4)
+        return [(self.ws_url + WS_PATH, sum(topics[i:i + per], []), tuple(self.symbols[i:i + per]))
+                for i in range(0, len(topics), per)]
+
+    async def _subscribe(self, c, ws) -> None:
+        for k in list(self._pending):           # acks of a closed socket never come
+            if self._pending[k][0] == c.cid:
+                del self._pending[k]
+        for i in range(0, len(c.streams), ARGS_PER_SUBSCRIBE):
+            args = list(c.streams[i:i + ARGS_PER_SUBSCRIBE])
+            self._req += 1
+            rid = f"{c.cid}.{self._req}"
+            self._pending[rid] = (c.cid, args, time.monotonic())
+            await ws.send_str(json.dumps({"req_id": rid, "op": "subscribe", "args": args}))
+
+    async def _keepalive(self, c, ws) -> None:
+        """JSON pings every ``ping_s``; a subscribe request left without an ack for
+        ``connect_timeout_s`` makes the socket be replaced (and so subscribed again)."""
+        s = self.settings
+        tick = min(self.ping_s, s.connect_timeout_s / 2)
+        last_ping = time.monotonic()
+        while not ws.closed:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if any(p[0] == c.cid and now - p[2] > s.connect_timeout_s
+                   for p in self._pending.values()):
+                c.why = f"no subscribe ack within {s.connect_timeout_s:g} s"
+                await _close_quietly(ws)
+                return
+            if now - last_ping >= self.ping_s:
+                last_ping = now
+                self._req += 1
+                await ws.send_str(f'{{"req_id":"{c.cid}.{self._req}","op":"ping"}}')
+
+    def _parse(self, data) -> list:
+        events = parse_frame(data, self.counters, self.book)
+        if events and events[0].__class__ is Reply:
+            self._on_reply(events[0])
+        return events
+
+    def _on_reply(self, r: Reply) -> None:
+        if r.result == "notice":  # the venue closes the socket soon; the loop reconnects
+            self.counters["notices"] += 1
+            return
+        if r.result not in ("subscribe", "unsubscribe"):
+            return
+        pending = self._pending.pop(r.id, None)
+        if r.code is not None:
+            self.counters["sub_errors"] += 1
+            topics = ", ".join(pending[1]) if pending else "?"
+            self._emit_status(FeedState.ERROR, f"Bybit refused the subscription to {topics}: "
+                              f"{r.msg or 'no reason given'}")
+            self._update_state()
+
+    def _new_trade(self, ev) -> bool:
+        """Trade ids are UUIDs (no order): remember the most recent ones."""
+        tid = ev.trade_id
+        ids = self._ids
+        if tid in ids:
+            return False
+        ids.add(tid)
+        order = self._id_order
+        order.append(tid)
+        if len(order) > RECENT_TRADE_IDS:
+            ids.discard(order.popleft())
+        return True
+
