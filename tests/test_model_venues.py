@@ -229,3 +229,28 @@ def test_build_venues_reports_a_venue_whose_bars_cannot_be_modelled():
     agg = build_venues({"binance": shaped(m, 0.0, 1.0), "okx": bad, "bybit": None})
     assert agg.venues == ("binance",)
     assert "prices must be positive" in agg.dropped["okx"] and agg.dropped["bybit"] == "no data"
+
+
+def test_columns_on_the_same_grid_equal_a_bin_by_bin_scatter():
+    """The slice-per-shift mapping against the plain definition: every bin of every column to
+    the bin of floor(P·r / w), with ratios above and below 1 whose shift changes along a row."""
+    from liqtui.model.venues import mapped_index
+
+    rng = np.random.default_rng(9)
+    n = 40
+    closes = 60_000.0 * (1 + rng.normal(0, 0.01, n))
+    k = 1 + np.linspace(-0.01, 0.01, n)  # −1 % … +1 %: shifts of −12 … +12 bins, varying
+    hist = [{int(b): float(u) for b, u in zip(rng.integers(1100, 1500, 60), rng.random(60))}
+            for _ in range(n)]
+    a, sa = make(off=1090, nb=420, long={1200: 1.0}, closes=tuple(closes), history=hist)
+    b, sb = make(off=1090, nb=420, long={1300: 1.0}, closes=tuple(closes * k), history=hist)
+    agg = aggregate({"a": a, "b": b}, {"a": sa, "b": sb})
+    expect = np.zeros(agg.columns.shape)
+    for row in range(n):
+        expect[row, a.bin_offset - agg.bin_offset + np.arange(420)] += a.columns[row]
+        r = sa["close"][row] / sb["close"][row]  # the ratio of the closes, as aggregate takes it
+        idx = mapped_index(agg.grid, b.prices, np.array([r]))[0] - agg.bin_offset
+        np.add.at(expect[row], idx, b.columns[row])
+    shifts = mapped_index(agg.grid, b.prices[[0, -1]], 1 / k) - (1090 + np.array([0, 419]))
+    assert (shifts[:, 0] != shifts[:, 1]).sum() > n // 2  # most rows have a changing shift
+    assert agg.columns == pytest.approx(expect.astype(np.float32), rel=1e-6, abs=1e-6)

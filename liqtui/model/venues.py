@@ -149,7 +149,10 @@ def aggregate(heatmaps: Mapping[str, Heatmap | None], steps: Mapping[str, Mappin
         finals.append(fidx)
         cols.append((rows, a[rows], r))
         ends = mapped_index(ref_hm.grid, hm.prices[[0, -1]], np.r_[r_final, r])
-        lo, hi = min(lo, int(ends[:, 0].min())), max(hi, int(ends[:, 1].max()))
+        if hm.grid == ref_hm.grid:  # room for every shift's slice (see _add_columns)
+            shifts = ends - (hm.bin_offset + np.array([0, len(hm.prices) - 1]))
+            ends = hm.bin_offset + np.array([shifts.min(), len(hm.prices) - 1 + shifts.max()])
+        lo, hi = min(lo, int(ends[..., 0].min())), max(hi, int(ends[..., -1].max()))
     off, nb = int(lo), int(hi - lo) + 1
     grid = ref_hm.grid
     prices = grid.centre(np.arange(off, off + nb))
@@ -265,12 +268,31 @@ def _add_columns(out: np.ndarray, hm: Heatmap, rows, src, r, grid: Grid, off: in
         lo, hi = ends[part].min(), ends[part].max()
         prev = np.ones((len(part), b), dtype=bool)  # bins whose shift is ≥ d
         for d in range(int(lo), int(hi) + 1):
-            # shift(J) = floor(½ + (J + ½)(r − 1)) ≥ d+1  ⟺  J ≥ or ≤ (d + ½)/(r − 1) − ½
+            # shift(J) = floor(½ + (J + ½)(r − 1)) ≥ d+1  ⟺  J ≥ or ≤ (d + ½)/(r − 1) − ½;
+            # then one step either way where float rounding disagrees with mapped_index
             edge = (d + 0.5) / (rp - 1.0) - 0.5 - hm.bin_offset
-            nxt = jj >= np.ceil(edge)[:, None] if up else jj <= np.floor(edge)[:, None]
+            t = np.clip(np.ceil(edge) if up else np.floor(edge), -1, b).astype(np.int64)
+            t = _settle(hm, grid, rp, t, d + 1, up)
+            nxt = jj >= t[:, None] if up else jj <= t[:, None]
             a = hm.bin_offset + d - off
             out[rows[part], a:a + b] += np.where(prev & ~nxt, cols, 0)
             prev = nxt
+
+
+def _settle(hm: Heatmap, grid: Grid, r, t, d: int, up: bool):
+    """The exact first (``up``) or last bin whose shift is ≥ d, from an estimate ``t`` that
+    float rounding may have put one bin off."""
+    b = len(hm.prices)
+
+    def ge(j):  # shift(j) ≥ d, with shift as mapped_index computes it (bins outside: no)
+        jc = np.clip(j, 0, b - 1)
+        shift = np.floor(r * (hm.prices[jc] / grid.width)) - (hm.bin_offset + jc)
+        return (j >= 0) & (j < b) & (shift >= d)
+    if up:  # t = the first bin with shift ≥ d (b if none)
+        t = np.where(ge(t - 1), t - 1, t)
+        return np.where((t < b) & ~ge(t), t + 1, t)
+    t = np.where(ge(t + 1), t + 1, t)  # t = the last bin with shift ≥ d (−1 if none)
+    return np.where((t >= 0) & ~ge(t), t - 1, t)
 
 
 def _oi_outliers(oi: dict[str, float], max_ratio: float) -> dict[str, str]:
