@@ -15,6 +15,7 @@ _EXPORTS = {
     "Backoff": "backoff", "parse_frame": "binance_parse", "SymbolInfo": "binance_parse",
     "LiveFeed": "live", "VENUES": "venues", "venue": "venues",
     "BybitRest": "bybit", "BybitLive": "bybit",
+    "OkxRest": "okx", "OkxLive": "okx",
 }
 
 __all__ = sorted(_EXPORTS)

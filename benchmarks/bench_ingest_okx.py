@@ -1,0 +1,134 @@
+"""Live ingest throughput of the OKX client, beside the Binance client on the same market.
+
+    python benchmarks/bench_ingest_okx.py [--count N] [--runs R]
+
+The simulated exchange runs in its own process (pinned to another core when there is one) and
+streams pre-rendered frames over a real loopback WebSocket as fast as the socket takes them:
+``/replay/okx`` (the Binance replay's market as OKX pushes: trades, candle1m and mark-price,
+sizes in contracts) and ``/replay/stream`` (Binance). This process reads each with the
+client's ``ingest``: the same code as live data (aiohttp receive, the venue's parser, dedupe,
+the ``BarBuilder``, the event callback), on one core. Prints a table: median of R runs
+(default 3), the venues interleaved, after one warm-up each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_ingest import GOAL, stop_sim  # noqa: E402
+from bench_ingest import one_run as binance_run  # noqa: E402
+
+SERVER = r"""
+import asyncio, os, sys, tempfile
+from liqtui.sim.market import Market
+from liqtui.sim.okx import Protocol
+from liqtui.sim.server import SimExchange
+
+async def main(count):
+    cache = os.path.join(tempfile.gettempdir(), "liqtui-sim-cache")
+    sx = SimExchange(Market(["BTCUSDT"], seed=1, history_days=1.0, cache_dir=cache),
+                     venues=("okx",))
+    await sx.start()
+    okx = next(p for p in sx.protocols if isinstance(p, Protocol))
+    for n in (count, min(count, 20_000)):
+        await okx.prepare_replay(n)      # render before the clock starts
+        await sx.prepare_replay(n)
+    print(sx.port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await sx.stop()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+def start_sim(count: int, cpu: int | None = 0):
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(count)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if cpu is not None and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(proc.pid, {cpu})
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        raise SystemExit("the simulated exchange did not start")
+    return proc, int(line)
+
+
+def instruments():
+    """BTC, ETH and SOL swaps with the simulated venue's contract values."""
+    from liqtui.feeds.okx_parse import Instrument, Instruments
+    from liqtui.sim.okx import CT_VAL
+
+    return Instruments(Instrument(f"{b}-USDT-SWAP", f"{b}USDT", CT_VAL[b], b, "linear", 0.01,
+                                  0.01, "live") for b in ("BTC", "ETH", "SOL"))
+
+
+async def okx_run(port: int, count: int) -> dict:
+    from liqtui.feeds.okx import OkxLive
+
+    first = [0.0]
+    n_events = [0]
+
+    def on_event(ev):  # what an app does at the least: look at each event
+        if not n_events[0]:
+            first[0] = time.perf_counter()
+        n_events[0] += 1
+
+    live = OkxLive(f"ws://127.0.0.1:{port}", ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+                   instruments=instruments(), on_event=on_event)
+    t0 = time.perf_counter()
+    await live.ingest(f"ws://127.0.0.1:{port}/replay/okx?count={count}")
+    t1 = time.perf_counter()
+    c = live.counters
+    bars = [live.bars.forming(s) for s in live.symbols]
+    return {"frames": c["frames"], "events": c["events"],
+            "bad": c["malformed"] + c["unknown"] + c["foreign"], "dups": c["duplicates"],
+            "wall": t1 - (first[0] or t0), "bars": sum(b is not None for b in bars)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=300_000, help="messages per run")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    cores = os.cpu_count() or 1
+    if hasattr(os, "sched_setaffinity") and cores > 1:
+        os.sched_setaffinity(0, {1})  # the client on its own core; the server gets core 0
+    proc, port = start_sim(args.count, cpu=0)
+    venues = (("okx", okx_run), ("binance", binance_run))
+    results = {name: [] for name, _ in venues}
+    try:
+        for name, run in venues:
+            asyncio.run(run(port, min(args.count, 20_000)))  # warm-up
+        for _ in range(args.runs):   # interleaved: both see the same machine load
+            for name, run in venues:
+                results[name].append(asyncio.run(run(port, args.count)))
+    finally:
+        stop_sim(proc)
+    print(f"Live ingest over loopback, OKX beside Binance ({args.count:,} messages per run, "
+          f"{args.runs} runs, {cores} cores, server in its own process)")
+    print(f"{'venue':>8} {'run':>4} {'messages':>10} {'events':>10} {'bad':>5} {'dups':>5} "
+          f"{'wall s':>8} {'msg/s':>10}")
+    med = {}
+    for name, rows in results.items():
+        rates = [r["frames"] / r["wall"] for r in rows]
+        for i, (r, rate) in enumerate(zip(rows, rates), 1):
+            print(f"{name:>8} {i:>4} {r['frames']:>10,} {r['events']:>10,} {r['bad']:>5} "
+                  f"{r['dups']:>5} {r['wall']:>8.3f} {rate:>10,.0f}")
+        med[name] = statistics.median(rates)
+        if any(r["frames"] != args.count for r in rows):
+            print(f"warning: a {name} run received fewer messages than sent")
+    for name, m in med.items():
+        print(f"median {name}: {m:,.0f} msg/s (goal ≥ {GOAL:,}): "
+              f"{'ok' if m >= GOAL else 'BELOW GOAL'}")
+    print(f"OKX / Binance: {med['okx'] / med['binance']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
