@@ -123,7 +123,7 @@ def test_venue_flags_are_checked(capsys, sim, monkeypatch):
 
 # ------------------------------------------------------------------ consistency across venues
 
-COMPARED = ("bybit",)  # the venues whose clients have landed, each against Binance
+COMPARED = ("bybit", "okx")  # each against Binance
 
 
 @pytest.fixture(scope="module")
@@ -162,18 +162,21 @@ def test_one_market_on_every_venue_gives_the_same_levels(backfills, alpha):
       rounding and where a deposit falls between two bin centres (the basis moves it by a
       fraction of a bin, which changes which step consumes it);
     * with α = 1 Binance splits by its candles' taker-buy share but Bybit and OKX candles
-      have none (0.5 in backfill), so only the two sides together keep the proportion (1 %);
+      have none (0.5 in backfill): the sides differ, and since longs die on dips and shorts
+      on rallies, what survives differs too; both sides together keep the proportion within
+      5 % (measured 0.1–1.4 % on different 24 h windows);
     * around each of Binance's 5 largest levels (its bins ± three bins, so a cluster cut a bin
       apart on two venues is still compared whole) the venue holds its share of the USD
-      within 5 % when α = 0 (measured: ≤ 1.2 %; the edge bins are where the fractional shifts
+      within 5 % when α = 0 (measured: ≤ 3 %; the edge bins are where the fractional shifts
       above show), and its USD-weighted price is within half a bin of Binance's for either α
-      (measured: ≤ 0.22 bin; unmapped, Bybit's would be 0.4–1.2 bins off): the same prices
-      after basis mapping.
+      (measured: ≤ 0.32 bin; unmapped, Bybit's +0.04 % would put it 0.4–1.2 bins off): the
+      same prices after basis mapping.
     """
     from liqtui.model import ModelParams, build_heatmap
     from liqtui.model.venues import aggregate
 
-    # a $20 grid: Bybit's +0.04 % basis is 2 bins at $98k, so unmapped bands would miss
+    # a $20 grid: Bybit's +0.04 % basis is 2 bins at $98k (OKX's −0.03 %, 1.5), so unmapped
+    # bands would miss
     w = 20.0
     p = ModelParams(alpha=alpha, bin_width=w)
     ref = build_heatmap(backfills["binance"], p)
@@ -187,7 +190,7 @@ def test_one_market_on_every_venue_gives_the_same_levels(backfills, alpha):
         sides = by[i].sum(axis=1) / by[0].sum(axis=1)
         if alpha == 0.0:
             assert sides == pytest.approx([scale, scale], rel=0.01), v
-        assert by[i].sum() / by[0].sum() == pytest.approx(scale, rel=0.01), v
+        assert by[i].sum() / by[0].sum() == pytest.approx(scale, rel=0.01 if alpha == 0 else 0.05), v
         for lv in ref.levels(5):
             s = 0 if lv.side == "long" else 1
             u0, p0 = _window(by[0, s], agg.prices, lv.low - 3 * w, lv.high + 3 * w)
