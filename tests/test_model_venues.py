@@ -123,6 +123,10 @@ def test_sums_conserve_usd_with_other_grids_times_and_ratios():
     assert t["long_usd"] + t["short_usd"] == pytest.approx(total, rel=1e-12)
     assert agg.usd_by_venue().sum(axis=(1, 2)) == pytest.approx([h.usd().sum() for h in (a, b, c_)])
     assert agg.last_open_interest == pytest.approx(1_900.0)
+    # the liquidation map of the sum: all longs fall by the lowest bin, all shorts by the top
+    lm = agg.liquidation_map()
+    assert lm.long_usd[0] == pytest.approx(t["long_usd"]) and lm.short_usd[-1] == pytest.approx(t["short_usd"])
+    assert lm.reference_price == a.reference_price
     # the provisional newest column of a venue maps onto the same grid, USD kept
     col = b.usd()
     assert agg.map_column("b", col).sum() == pytest.approx(col.sum())
