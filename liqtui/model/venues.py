@@ -241,8 +241,9 @@ def _add_columns(out: np.ndarray, hm: Heatmap, rows, src, r, grid: Grid, off: in
 
     On the same grid bin J moves by ``floor(½ + (J + ½)(r − 1))`` bins, the same for a whole
     row when its first and last bins move alike (the shift is monotone in J): one slice add
-    per shift. A row whose shift changes along it adds one masked slice per shift value,
-    the mask from where the shift steps. A venue on another grid is scattered bin by bin."""
+    per shift. A row whose shift steps along it adds one slice per run of equal shift, the
+    runs found from where the shift steps; rows with the same runs are added together. A
+    venue on another grid is scattered bin by bin."""
     nb, b = out.shape[1], len(hm.prices)
     if hm.grid != grid:
         for c0 in range(0, len(rows), _ROWS):
@@ -256,27 +257,45 @@ def _add_columns(out: np.ndarray, hm: Heatmap, rows, src, r, grid: Grid, off: in
     ends = mapped_index(grid, hm.prices[[0, -1]], r) - (hm.bin_offset + np.array([0, b - 1]))
     flat = ends[:, 0] == ends[:, 1]
     for d in np.unique(ends[flat, 0]):
-        sel = flat & (ends[:, 0] == d)
+        sel = np.flatnonzero(flat & (ends[:, 0] == d))
         a = hm.bin_offset + int(d) - off
-        out[rows[sel], a:a + b] += hm.columns[src[sel]]
-    jj = np.arange(b)
+        out[_run(rows[sel]), a:a + b] += hm.columns[_run(src[sel])]
     for up in (True, False):
         part = np.flatnonzero(~flat & ((r > 1) == up))
         if not part.size:
             continue
-        cols, rp = hm.columns[src[part]], r[part]
-        lo, hi = ends[part].min(), ends[part].max()
-        prev = np.ones((len(part), b), dtype=bool)  # bins whose shift is ≥ d
-        for d in range(int(lo), int(hi) + 1):
+        rp, lo, hi = r[part], int(ends[part].min()), int(ends[part].max())
+        # cuts[:, k], cuts[:, k + 1]: the ends of the run of bins whose shift is lo + k
+        # (the shift rises along a row when r > 1, falls when r < 1)
+        cuts = [np.full(len(part), 0 if up else b)]
+        for d in range(lo, hi):
             # shift(J) = floor(½ + (J + ½)(r − 1)) ≥ d+1  ⟺  J ≥ or ≤ (d + ½)/(r − 1) − ½;
             # then one step either way where float rounding disagrees with mapped_index
             edge = (d + 0.5) / (rp - 1.0) - 0.5 - hm.bin_offset
             t = np.clip(np.ceil(edge) if up else np.floor(edge), -1, b).astype(np.int64)
             t = _settle(hm, grid, rp, t, d + 1, up)
-            nxt = jj >= t[:, None] if up else jj <= t[:, None]
-            a = hm.bin_offset + d - off
-            out[rows[part], a:a + b] += np.where(prev & ~nxt, cols, 0)
-            prev = nxt
+            cuts.append(t if up else t + 1)
+        cuts.append(np.full(len(part), b if up else 0))
+        cuts = np.stack(cuts, axis=1)
+        cuts = np.maximum.accumulate(cuts, axis=1) if up else np.minimum.accumulate(cuts, axis=1)
+        # rows cut alike (a basis that drifts slowly: most of them) share their slice adds
+        uniq, group = np.unique(cuts, axis=0, return_inverse=True)
+        group = group.ravel()
+        for g, cut in enumerate(uniq):
+            sel = part[group == g]
+            dest, srcs = _run(rows[sel]), _run(src[sel])
+            for k in range(len(cut) - 1):
+                s0, s1 = (int(cut[k]), int(cut[k + 1])) if up else (int(cut[k + 1]), int(cut[k]))
+                if s1 > s0:
+                    a = hm.bin_offset + lo + k - off
+                    out[dest, a + s0:a + s1] += hm.columns[srcs, s0:s1]
+
+
+def _run(idx: np.ndarray):
+    """``idx`` as a slice when it is a run of consecutive rows (a view: no gather/scatter)."""
+    if len(idx) and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
 
 
 def _settle(hm: Heatmap, grid: Grid, r, t, d: int, up: bool):
