@@ -191,14 +191,15 @@ def aggregate(heatmaps: Mapping[str, Heatmap | None], steps: Mapping[str, Mappin
 
 
 def build_venues(bars: Mapping[str, Mapping | None], params: ModelParams | None = None, *,
-                 reference: str | None = None, threads: bool = True,
+                 reference: str | None = None, threads: bool = False,
                  failed: Mapping[str, str] | None = None, **kwargs) -> VenueHeatmap:
     """Run LQ-1 for every venue's ``bars`` (None: no data) and ``aggregate`` them;
     ``failed``: venue → why its bars are missing (passed on to ``aggregate``).
 
     The other venues use the reference venue's bin width so their bins line up one to one
-    (their own automatic width could differ near a 1-2-5 step). Builds run in threads: the
-    numpy parts of one overlap the Python recursion of another.
+    (their own automatic width could differ near a 1-2-5 step). ``threads``: run the other
+    venues' builds in threads. Off by default: the engine's per-step recursion holds the GIL,
+    and on a busy 2-core machine threads were measured slower (benchmarks/bench_model.py).
     """
     p = params.replace(**kwargs) if params is not None else ModelParams(**kwargs)
     names = [v for v in bars if bars[v] is not None and len(bars[v]["time"])]
