@@ -224,7 +224,7 @@ def test_rest_envelopes_and_newest_first_lists():
 # ---------------------------------------------------------------------------- never raises
 
 
-BAD = ["", "{", "null", "[1,2]", '{"topic":5}', '{"topic":"publicTrade.X","data":{}}',
+BAD = ["", "{", "null", "[1,2]", '{"topic":5}', '{"topic":[1]}', '{"topic":{"a":1}}', '{"topic":"publicTrade.X","data":{}}',
        '{"topic":"kline.1.X","data":[{"start":"a"}]}', '{"topic":"tickers.X","type":"delta"}',
        '{"topic":"tickers.X","type":"delta","ts":1,"data":{"symbol":"X","markPrice":"-1"}}',
        '{"topic":"allLiquidation.X","data":[{"T":1,"s":"X","S":"Long","v":"1","p":"1"}]}',
@@ -235,7 +235,7 @@ def test_bad_frames_are_counted_never_raised():
     c = new_counters()
     for f in BAD:
         assert parse_frame(f, c) == [] or all(isinstance(e, Reply) for e in parse_frame(f))
-    assert c["malformed"] >= 9 and c["unknown"] == 2 and c["events"] == 0
+    assert c["malformed"] >= 11 and c["unknown"] == 2 and c["events"] == 0
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -19,6 +19,7 @@ from liqtui.feeds.okx_parse import (
     inst_id,
     new_counters,
     parse_candles,
+    parse_mark_candles,
     parse_message,
     parse_oi_history,
     symbol_of,
@@ -254,6 +255,9 @@ def test_candles_and_oi_history_come_newest_first():
     assert [r[0] for r in rows] == [1700000000000, 1700000060000, 1700000120000]
     assert rows[0][5] == 0.5 and rows[1][5] == 1.0  # volCcy, or contracts × ctVal
     assert [r[7] for r in rows] == [True, True, False]
+    assert parse_mark_candles([["1700000060000", "2", "3", "1", "2.5", "0"],
+                               ["1700000000000", "1", "2", "0.5", "2", "1"]]) == [
+        (1700000000000, 1.0, 2.0, 0.5, 2.0), (1700000060000, 2.0, 3.0, 1.0, 2.5)]
     oi = parse_oi_history([["1700000300000", "100", "1.0", "95000"],
                            ["1700000000000", "90", "0.9", "85000"]])
     assert oi == [(1700000000000, 0.9), (1700000300000, 1.0)]

@@ -345,3 +345,17 @@ async def test_faults_drop_silent_malformed_and_idle_cut(serve):
         await subscribe(ws, ["publicTrade.BTCUSDT"])
         await messages(ws, 3.0)
         assert ws.closed and proto.counters["idle_cuts"] == 1
+
+
+async def test_tickers_subscribed_while_silent_flow_once_data_returns(serve):
+    sim, s, _ = await serve(make_market(time_scale=60))
+    sim.faults.silent = True
+    async with s.ws_connect(sim.ws_url + WS) as ws:
+        await subscribe(ws, ["tickers.ETHUSDT"])
+        got = await messages(ws, 1.0)
+        assert [json.loads(t).get("op") for t in got] == ["subscribe"]   # the ack, no data
+        sim.faults.silent = False
+        book, evs = TickerBook(), []
+        for f in await messages(ws, 2.0):
+            evs += parse_frame(f, None, book)
+    assert [e for e in evs if isinstance(e, MarkPrice)]

@@ -123,6 +123,21 @@ async def test_cursors_and_the_1440_row_window(sim, http):
     assert [int(r[0]) for r in b["data"]] == [old - k * MIN for k in range(1, 6)]
 
 
+async def test_mark_price_candles(sim, http, market):
+    _, body = await get(http, sim, "/api/v5/market/mark-price-candles", instId="BTC-USDT-SWAP",
+                        bar="5m", limit="100")
+    rows = body["data"]
+    ts = [int(r[0]) for r in rows]
+    assert len(rows) == 100 and all(len(r) == 6 for r in rows) and ts == sorted(ts, reverse=True)
+    ref = {r[0]: r for r in market.mark_klines("BTCUSDT", STEP, start_ms=ts[-1], limit=100)}
+    for r in rows[1:20]:
+        assert all(_on_tick(x, 0.1) for x in r[1:5]) and r[5] == "1"
+        assert math.isclose(float(r[2]), ref[int(r[0])][2] * (1 - 0.0003), abs_tol=0.05)
+    _, body = await get(http, sim, "/api/v5/market/mark-price-candles", instId="BTC-USDT-SWAP",
+                        bar="5m", limit="101")
+    assert body["code"] == "51000"   # ≤ 100 here
+
+
 async def test_unknown_instrument_is_an_error_with_http_200(sim, http):
     st, body = await get(http, sim, "/api/v5/market/candles", instId="FOO-USDT-SWAP", bar="5m")
     assert st == 200 and body["code"] == "51001" and body["data"] == []
@@ -146,9 +161,13 @@ async def test_open_interest_now_and_history(sim, http, market):
                                                                   start_ms=ts[-1], limit=100))
     for r in rows[:10]:
         assert math.isclose(float(r[2]), hist[int(r[0])] * 0.35, abs_tol=0.0001)
+    # end = older than, begin = newer than (both exclusive)
+    _, body = await get(http, sim, "/api/v5/rubik/stat/contracts/open-interest-history",
+                        instId="BTC-USDT-SWAP", period="5m", end=str(ts[1]), begin=str(ts[5]))
+    assert [int(r[0]) for r in body["data"]] == ts[2:5]
     # only the latest 1,440 periods exist
     _, body = await get(http, sim, "/api/v5/rubik/stat/contracts/open-interest-history",
-                        instId="BTC-USDT-SWAP", period="5m", end=str(ts[0] - 1440 * STEP))
+                        instId="BTC-USDT-SWAP", period="5m", end=str(ts[0] - 1439 * STEP))
     assert body["data"] == []
 
 
@@ -193,11 +212,13 @@ async def test_acks_per_arg_ping_and_channel_routing(sim, http):
     args = [{"channel": "trades", "instId": "BTC-USDT-SWAP"},
             {"channel": "candle1m", "instId": "BTC-USDT-SWAP"},
             {"channel": "trades", "instId": "FOO-USDT-SWAP"},
+            {"channel": "trades", "instId": ["BTC-USDT-SWAP"]},
             {"channel": "mark-price", "instId": "ETH-USDT-SWAP"}]
     await ws.send_str(json.dumps({"op": "subscribe", "args": args}))
     replies = [json.loads((await ws.receive(timeout=5)).data) for _ in args]
-    assert [r["event"] for r in replies] == ["subscribe", "error", "error", "subscribe"]
-    assert replies[0]["arg"] == args[0] and replies[3]["arg"] == args[3]
+    assert [r["event"] for r in replies] == ["subscribe", "error", "error", "error",
+                                             "subscribe"]
+    assert replies[0]["arg"] == args[0] and replies[4]["arg"] == args[4]
     assert replies[1]["code"] == "60018" and "candle1m" in replies[1]["msg"]
     await ws.send_str("ping")
     texts = [(await ws.receive(timeout=5)).data for _ in range(200)]
@@ -220,7 +241,7 @@ async def test_acks_per_arg_ping_and_channel_routing(sim, http):
 
 
 async def test_idle_sockets_are_closed_with_4004(sim, http):
-    proto(sim).idle_close_s = 0.5
+    proto(sim).idle_close_s = 1.0
     ws = await http.ws_connect(sim.ws_url + "/ws/v5/public")
     msg = await ws.receive(timeout=5)   # never subscribed
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4004
@@ -229,8 +250,8 @@ async def test_idle_sockets_are_closed_with_4004(sim, http):
     await ws.send_str(json.dumps({"op": "subscribe", "args": [
         {"channel": "liquidation-orders", "instType": "OPTION"}]}))
     assert json.loads((await ws.receive(timeout=5)).data)["event"] == "subscribe"
-    for _ in range(4):
-        await asyncio.sleep(0.25)
+    for _ in range(6):
+        await asyncio.sleep(0.2)
         await ws.send_str("ping")
         assert (await ws.receive(timeout=5)).data == "pong"
     msg = await ws.receive(timeout=5)

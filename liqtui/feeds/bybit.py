@@ -25,11 +25,13 @@ import json
 import math
 import time
 from collections import deque
+from functools import partial
 
 import aiohttp
+import numpy as np
 
 from .backoff import Backoff
-from .binance import _join
+from .binance import _join, _now_ms, _utc
 from .bybit_parse import (
     KLINE_INTERVALS,
     OI_INTERVALS,
@@ -48,6 +50,7 @@ from .bybit_parse import (
 )
 from .events import FeedState, FeedStatus, MarkPrice, OpenInterest, Reply
 from .live import STEP_MS, LiveFeed, _close_quietly
+from .ratelimit import WeightLimiter
 from .rest import Backfill, BannedError, RestError, UnknownSymbolError, check_base_url
 from .settings import FeedSettings
 
@@ -63,49 +66,19 @@ RECENT_TRADE_IDS = 100_000  # UUIDs remembered for dedupe (minutes of the busies
 _NAN = float("nan")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
-
-
 # ================================================================================ REST
 
 
-class RequestLimiter:
+class RequestLimiter(WeightLimiter):
     """Bybit counts requests, not weight: at most ``limit − buffer`` in any ``window_s``
-    (sliding), and nothing at all while paused (10006 back-off) or banned (403 cool-off).
-    One per host: the limit is per IP."""
+    (sliding), and nothing at all while paused (10006 back-off) or banned (403 cool-off; the
+    pause and ban bookkeeping, ``throttle``/``ban``/``blocked``/``banned``, is the Binance
+    limiter's). One per host: the limit is per IP."""
 
     def __init__(self, limit: int = 600, window_s: float = 5.0, buffer: int = 50):
-        self.limit, self.window_s, self.buffer = limit, window_s, buffer
+        super().__init__(limit, buffer)
+        self.window_s = window_s
         self._sent: deque[float] = deque()
-        self._paused_until = 0.0   # monotonic
-        self._banned_until = 0.0
-        self.waited_s = 0.0
-
-    @property
-    def banned(self) -> bool:
-        return time.monotonic() < self._banned_until
-
-    @property
-    def blocked(self) -> bool:
-        return time.monotonic() < self._paused_until
-
-    def blocked_until_ms(self) -> int:
-        return int((time.time() + self._paused_until - time.monotonic()) * 1000)
-
-    def throttle(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
-
-    def ban(self, seconds: float) -> int:
-        """No REST for ``seconds``; returns the end as wall ms."""
-        end = time.monotonic() + max(0.0, seconds)
-        self._banned_until = max(self._banned_until, end)
-        self._paused_until = max(self._paused_until, end)
-        return self.blocked_until_ms()
 
     async def acquire(self, max_wait: float = math.inf) -> None:
         while True:
@@ -121,7 +94,7 @@ class RequestLimiter:
                 break
             if wait > max_wait:
                 until = int((time.time() + wait) * 1000)
-                what = ("in its 10-minute cool-off after HTTP 403" if self.banned
+                what = ("in its cool-off after HTTP 403 (access too frequent)" if self.banned
                         else "rate limited")
                 raise BannedError(f"Bybit REST {what} until {_utc(until)}",
                                   status=403 if self.banned else None, until=until)
@@ -424,6 +397,10 @@ class BybitRest:
         if len(out["time"]) and out["time"][0] > first and (info.onboard_ms or 0) > first:
             warns.append(f"{sym} history starts at {_utc(int(out['time'][0]))} "
                          "(listed later than the requested start)")
+        known = np.flatnonzero(np.isfinite(out["open_interest"]))
+        if known.size and known[0] > 0:  # (a missing tail is only not published yet)
+            warns.append(f"Bybit has no open-interest history for {sym} before "
+                         f"{_utc(int(out['time'][known[0]]))}")
         bf = Backfill(out)
         bf.symbol, bf.interval_ms, bf.warnings, bf.now = sym, iv, warns, now
         bf.start = int(out["time"][0]) if len(out["time"]) else first
@@ -473,6 +450,9 @@ class BybitLive(LiveFeed):
         self._req = 0
         self._ids: set[str] = set()            # recent trade UUIDs ...
         self._id_order: deque[str] = deque()   # ... oldest first, to forget them in order
+        # the hot path without a wrapper: one message → events, acks to _on_reply
+        self._parse = partial(parse_frame, counters=self.counters, book=self.book,
+                              on_reply=self._on_reply)
 
     def _plan(self):
         topics = []
@@ -511,13 +491,10 @@ class BybitLive(LiveFeed):
             if now - last_ping >= self.ping_s:
                 last_ping = now
                 self._req += 1
-                await ws.send_str(f'{{"req_id":"{c.cid}.{self._req}","op":"ping"}}')
-
-    def _parse(self, data) -> list:
-        events = parse_frame(data, self.counters, self.book)
-        if events and events[0].__class__ is Reply:
-            self._on_reply(events[0])
-        return events
+                try:
+                    await ws.send_str(f'{{"req_id":"{c.cid}.{self._req}","op":"ping"}}')
+                except (ConnectionError, RuntimeError, aiohttp.ClientError):
+                    return  # the socket is going away; the connection loop sees it close
 
     def _on_reply(self, r: Reply) -> None:
         if r.result == "notice":  # the venue closes the socket soon; the loop reconnects

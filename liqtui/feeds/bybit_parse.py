@@ -92,7 +92,7 @@ class TickerBook:
 
 # ---------------------------------------------------------------------------- topics
 
-def _trades(msg: dict, counters) -> list:
+def _trades(msg: dict, counters, book) -> list:
     data = msg["data"]
     if data.__class__ is not list:
         raise TypeError
@@ -123,7 +123,7 @@ def _trades(msg: dict, counters) -> list:
     return out
 
 
-def _klines(msg: dict, counters) -> list:
+def _klines(msg: dict, counters, book) -> list:
     data = msg["data"]
     topic = msg["topic"]
     if data.__class__ is not list:
@@ -160,7 +160,7 @@ def _liq(sym, t, side, p, v) -> Liquidation:
     return Liquidation(VENUE, _sym(sym), t, side, price, qty, qty * price)
 
 
-def _all_liquidations(msg: dict, counters) -> list:
+def _all_liquidations(msg: dict, counters, book) -> list:
     data = msg["data"]
     if data.__class__ is not list:
         raise TypeError
@@ -173,26 +173,35 @@ def _all_liquidations(msg: dict, counters) -> list:
     return out
 
 
-def _old_liquidation(msg: dict, counters) -> list:
+def _old_liquidation(msg: dict, counters, book) -> list:
     """The deprecated ``liquidation.SYMBOL`` (one object, at most one a second; recordings)."""
     d = msg["data"]
     return [_liq(d["symbol"], d["updatedTime"], d["side"], d["price"], d["size"])]
 
 
+def _tickers(msg: dict, counters, book) -> list:
+    return (book if book is not None else TickerBook()).apply(msg)
+
+
 _TOPICS = {
     "publicTrade": _trades,
+    "tickers": _tickers,
     "kline": _klines,
     "allLiquidation": _all_liquidations,
     "liquidation": _old_liquidation,
 }
 
 
+_BY_TOPIC: dict[str, object] = {}  # full topic → handler (a few per symbol), saves a split
+
+
 def parse_frame(frame: str | bytes, counters: dict[str, int] | None = None,
-                book: TickerBook | None = None) -> list:
+                book: TickerBook | None = None, on_reply=None) -> list:
     """Events (``Trade``, ``Bar``, ``MarkPrice``, ``OpenInterest``, ``Liquidation``) or a
     ``Reply`` in one message. ``counters`` (``new_counters``) is updated in place;
     ``book`` holds the merged tickers (a new one per call if None: deltas then yield only what
-    they carry). Bad input is counted, never raised."""
+    they carry); ``on_reply(reply)`` is called for a control message. Bad input is counted,
+    never raised."""
     if counters is None:
         counters = new_counters()
     counters["frames"] += 1
@@ -206,20 +215,23 @@ def parse_frame(frame: str | bytes, counters: dict[str, int] | None = None,
         return []
     topic = msg.get("topic")
     if topic is None:
-        return _control(msg, counters)
+        out = _control(msg, counters)
+        if out and on_reply is not None:
+            on_reply(out[0])
+        return out
     if topic.__class__ is not str:
         counters["malformed"] += 1
         return []
-    name = topic[:topic.find(".")] if "." in topic else topic
+    f = _BY_TOPIC.get(topic)
+    if f is None:
+        f = _TOPICS.get(topic.partition(".")[0])
+        if f is None:
+            counters["unknown"] += 1
+            return []
+        if len(_BY_TOPIC) < 10_000:
+            _BY_TOPIC[topic] = f
     try:
-        if name == "tickers":
-            events = (book if book is not None else TickerBook()).apply(msg)
-        else:
-            f = _TOPICS.get(name)
-            if f is None:
-                counters["unknown"] += 1
-                return []
-            events = f(msg, counters)
+        events = f(msg, counters, book)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         counters["malformed"] += 1
         return []

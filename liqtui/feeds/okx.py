@@ -7,13 +7,16 @@ the model takes, converting contracts to base units with each instrument's ``ctV
 limits each endpoint per IP (candles 40 / 2 s, history 20 / 2 s, rubik 5 / 2 s): a sliding
 window per endpoint keeps us under them, and a 429 / code 50011 is waited out and retried
 (``counters["http_429"]``). Candles carry no taker-buy volume: ``taker_buy_quote_volume`` is
-NaN, which the model reads as a 0.5 share; there are no mark-price extremes (NaN).
+NaN, which the model reads as a 0.5 share. Mark-price extremes come from the mark-price
+candles (``/market/mark-price-candles``, ``/market/history-mark-price-candles``).
 
 ``OkxLive`` keeps two sockets, ``/ws/v5/public`` (trades, mark price, open interest and the
 instType-wide ``liquidation-orders``) and ``/ws/v5/business`` (``candle1m``: OKX serves candles
 only there), subscribes after every (re)connect, checks the one ack per arg, sends the text
 ``ping`` after ``ping_after_s`` without any message and replaces a socket whose ``pong`` does
-not come. Everything else (states, dedupe, gaps, closed steps over REST) is ``LiveFeed``'s.
+not come, and moves to a new socket (make before break) when OKX announces a service upgrade
+(notice 64008). Liquidations of swaps we do not track are dropped (the channel brings all).
+Everything else (states, dedupe, gaps, closed steps over REST) is ``LiveFeed``'s.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .okx_parse import (
     inst_id,
     loads,
     parse_candles,
+    parse_mark_candles,
     parse_message,
     parse_oi_history,
     unwrap,
@@ -58,9 +62,12 @@ OI_PERIODS = {"5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1H": 3_600_000,
               "1D": 86_400_000}
 CANDLES = "/api/v5/market/candles"
 HISTORY = "/api/v5/market/history-candles"
+MARK_CANDLES = "/api/v5/market/mark-price-candles"
+MARK_HISTORY = "/api/v5/market/history-mark-price-candles"
 RUBIK_OI = "/api/v5/rubik/stat/contracts/open-interest-history"
 LIMITS = {                 # path → (requests, per seconds), per IP, as OKX documents them
-    CANDLES: (40, 2.0), HISTORY: (20, 2.0), RUBIK_OI: (5, 2.0),
+    CANDLES: (40, 2.0), HISTORY: (20, 2.0), RUBIK_OI: (5, 2.0), MARK_CANDLES: (20, 2.0),
+    MARK_HISTORY: (20, 2.0),
     "/api/v5/public/open-interest": (20, 2.0), "/api/v5/public/mark-price": (10, 2.0),
     "/api/v5/public/instruments": (20, 2.0), "/api/v5/public/time": (10, 2.0),
 }
@@ -127,6 +134,7 @@ class OkxRest:
         self.instruments: Instruments | None = None
         self.counters = dict.fromkeys(
             ("requests", "retries", "http_429", "http_5xx", "timeouts", "errors"), 0)
+        self.by_path: dict[str, int] = {}   # requests sent, per endpoint
 
     # ---------------------------------------------------------------- plumbing
 
@@ -169,6 +177,7 @@ class OkxRest:
         while True:
             await self.limiter.acquire(path, max_wait)
             self.counters["requests"] += 1
+            self.by_path[path] = self.by_path.get(path, 0) + 1
             problem = None
             try:
                 async with session.get(url, params=params, timeout=timeout) as r:
@@ -290,25 +299,29 @@ class OkxRest:
     # ---------------------------------------------------------------- history
 
     async def _candles(self, info: Instrument, bar: str, iv: int, first: int, last: int,
-                       now: int, progress) -> list[tuple]:
-        """Bars opening in [first, last], newest page first, each request naming its whole
-        window (``after`` = older than, ``before`` = newer than)."""
+                       now: int, progress, mark: bool = False) -> list[tuple]:
+        """Bars (or mark-price bars) opening in [first, last] as rows of 8: (open, o, h, l,
+        c, base volume, quote volume, taker-buy quote volume: NaN, OKX has none). Newest page
+        first, each request naming its whole window (``after`` = older than, ``before`` =
+        newer than); the latest 1,440 rows from the recent endpoint, older from history."""
         rows: list[tuple] = []
-        recent = now // iv * iv - (RECENT_ROWS - 1) * iv   # oldest row /market/candles has
+        recent = now // iv * iv - (RECENT_ROWS - 1) * iv   # oldest row the recent one has
+        paths = (MARK_CANDLES, MARK_HISTORY) if mark else (CANDLES, HISTORY)
+        nan = float("nan")
         cursor = last
         while cursor >= first:
             n = min(PAGE, (cursor - first) // iv + 1)
             wfirst = cursor - (n - 1) * iv
-            path = CANDLES if wfirst >= recent else HISTORY
+            path = paths[0] if wfirst >= recent else paths[1]
             data = await self._get(path, {"instId": info.inst_id, "bar": bar,
                                           "after": cursor + 1, "before": wfirst - 1,
                                           "limit": n})
             try:
-                page = parse_candles(data, info.ct_val)
+                page = parse_mark_candles(data) if mark else parse_candles(data, info.ct_val)
             except (ValueError, TypeError, IndexError) as e:
                 raise RestError(f"OKX {path}: {e}") from None
-            # (open, o, h, l, c, base volume, quote volume, no taker-buy volume)
-            rows.extend(r[:7] + (float("nan"),) for r in page if wfirst <= r[0] <= cursor)
+            rows.extend((r[:5] + (0.0, 0.0, nan)) if mark else (r[:7] + (nan,))
+                        for r in page if wfirst <= r[0] <= cursor)
             cursor = wfirst - iv
             progress(n)
         return rows
@@ -320,8 +333,10 @@ class OkxRest:
         while cursor >= first:
             n = min(PAGE, (cursor - first) // period + 1)
             wfirst = cursor - (n - 1) * period
+            # end: older than ts, begin: newer than ts (both exclusive, as after/before)
             data = await self._get(RUBIK_OI, {"instId": info.inst_id, "period": period_name,
-                                              "begin": wfirst, "end": cursor, "limit": n})
+                                              "begin": wfirst - 1, "end": cursor + 1,
+                                              "limit": n})
             try:
                 page = parse_oi_history(data)
             except (ValueError, TypeError, IndexError) as e:
@@ -335,8 +350,8 @@ class OkxRest:
                        *, lookback_ms: int | None = None, interval_ms: int = STEP_MS,
                        progress=None) -> Backfill:
         """Closed bars opening at or after ``start_ms`` and closing at or before ``end_ms``
-        (default: the exchange's now), volumes in base units, open interest at each bar's
-        close (NaN where OKX has none), no taker-buy volume and no mark extremes (NaN).
+        (default: the exchange's now), volumes in base units, mark-price extremes, open
+        interest at each bar's close (NaN where OKX has none), no taker-buy volume (NaN).
         ``lookback_ms`` instead of ``start_ms`` counts back from the end. The start is
         clamped to the open-interest history OKX serves (1,440 periods) with a warning.
         Raises ``UnknownSymbolError``, ``BannedError`` or ``RestError``."""
@@ -372,7 +387,7 @@ class OkxRest:
                 f"to {_utc(clamped)}")
             first = clamped
         self._emit(FeedState.BACKFILLING, f"{info.symbol} {_utc(first)} → {_utc(last + iv)}")
-        total = 2 * max(0, (last - first) // iv + 1)
+        total = 3 * max(0, (last - first) // iv + 1)
         done = 0
 
         def count(n):
@@ -382,15 +397,16 @@ class OkxRest:
                 progress(min(done, total), total)
 
         if last < first:
-            kl, oi = [], []
+            kl, mk, oi = [], [], []
         else:
             kl = await self._candles(info, bar, iv, first, last, now, count)
+            mk = await self._candles(info, bar, iv, first, last, now, count, mark=True)
             # a row stamped T is the open interest at instant T: the close of the bar opening
             # at T − interval
             oi_first = (first + iv) // period * period
             oi = await self._oi_hist(info, period_name, period, oi_first, last + iv,
                                      lambda n: count(n * period // iv))
-        out = _join(kl, [], oi, iv, period)
+        out = _join(kl, mk, oi, iv, period)
         bf = Backfill(out)
         bf.symbol, bf.interval_ms, bf.warnings = info.symbol, iv, warns
         bf.start = int(out["time"][0]) if len(out["time"]) else first
@@ -503,9 +519,10 @@ class OkxLive(LiveFeed):
             elif r.code is None and isinstance(res, dict):   # an ack: one per arg
                 self.counters["acks"] += 1
                 self._pending.get(c.cid, set()).discard(_key(res.get("arg") or {}))
-            elif isinstance(res, dict):                     # notice: e.g. 64008, an upgrade
-                self.counters["notices"] += 1               # soon (the reconnect handles it)
-                self.notice = f"{r.code} {r.msg}"
+            elif isinstance(res, dict):                     # notice: 64008, the venue will
+                self.counters["notices"] += 1               # close the socket soon: move to
+                self.notice = f"{r.code} {r.msg}"           # a new one first (make before
+                c.opened = float("-inf")                    # break, as before the 24 h cut)
             else:                                           # error: the socket stays open
                 self.counters["ws_errors"] += 1
                 args = [a for a in self._pending.get(c.cid, ()) if _named_in(a, r.msg)]

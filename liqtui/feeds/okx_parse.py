@@ -21,8 +21,8 @@ position's margin is gone), which lies beyond the real fill; OKX publishes no fi
 Pushes come late and out of order: nothing here assumes monotonic time.
 
 REST: the envelope ``{"code": "0", "msg": "", "data": [...]}`` is checked by ``unwrap``; a
-non-"0" code is an error even with HTTP 200. Candles come newest first; ``parse_candles``
-returns them oldest first.
+non-"0" code is an error even with HTTP 200. Candles (and mark-price candles) come newest
+first; ``parse_candles`` / ``parse_mark_candles`` return them oldest first.
 """
 
 from __future__ import annotations
@@ -320,30 +320,34 @@ def parse_message(data: str | bytes, instruments: Instruments | dict,
             return [PONG]
         counters["malformed"] += 1
         return []
-    if msg.__class__ is not dict:
-        counters["malformed"] += 1
+    try:  # the usual push first: {"arg": {"channel": …, …}, "data": [item]}
+        rows = msg["data"]
+        arg = msg["arg"]
+        f = _CHANNELS[arg["channel"]]
+    except KeyError:
+        if "data" not in msg:
+            return _reply(msg, counters)
+        arg = msg.get("arg")
+        if arg.__class__ is dict and "channel" in arg:
+            counters["unknown"] += 1  # tickers, books, ... (not subscribed by us)
+        else:
+            counters["malformed"] += 1
         return []
-    rows = msg.get("data")
-    if rows is None:
-        return _reply(msg, counters)
-    arg = msg.get("arg")
-    if rows.__class__ is not list or arg.__class__ is not dict:
+    except TypeError:  # not an object, arg not an object, channel not a string
         counters["malformed"] += 1
-        return []
-    ch = arg.get("channel")
-    f = _CHANNELS.get(ch) if ch.__class__ is str else None
-    if f is None:
-        counters["unknown"] += 1  # tickers, books, ... (not subscribed by us)
         return []
     conv = instruments.conv if instruments.__class__ is Instruments else instruments
     try:
-        if f is _liquidations:  # a bad order is counted, the good ones still count
-            out = []
-            for d in rows:
-                out += _liquidations(d, conv, counters)
-        elif len(rows) == 1:    # the usual push: one item
-            ev = f(rows[0], arg, conv, counters)
-            out = [] if ev is None else [ev]
+        if rows.__class__ is not list:
+            raise TypeError
+        if len(rows) == 1:      # the usual push: one item
+            if f is _liquidations:
+                out = _liquidations(rows[0], conv, counters)
+            else:
+                ev = f(rows[0], arg, conv, counters)
+                out = [] if ev is None else [ev]
+        elif f is _liquidations:  # a bad order is counted, the good ones still count
+            out = [ev for d in rows for ev in _liquidations(d, conv, counters)]
         else:
             out = [ev for ev in (f(d, arg, conv, counters) for d in rows) if ev is not None]
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
@@ -412,6 +416,18 @@ def parse_candles(data, ct_val: float) -> list[tuple]:
         quote = float(r[7]) if len(r) > 7 and r[7] != "" else _NAN
         rows.append((int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), base,
                      quote, len(r) <= 8 or r[8] == "1"))
+    rows.reverse()
+    return rows
+
+
+def parse_mark_candles(data) -> list[tuple]:
+    """Mark-price candle rows (newest first, ``[ts, o, h, l, c, confirm]``) → oldest-first
+    (open_ms, o, h, l, c)."""
+    rows = []
+    for r in data:
+        if not isinstance(r, list) or len(r) < 5:
+            raise ValueError(f"mark-price candles: bad row {str(r)[:80]}")
+        rows.append((int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4])))
     rows.reverse()
     return rows
 

@@ -143,9 +143,10 @@ class Protocol:
             return self._forbidden(hint)
         if f.http_429_burst > 0:
             f.http_429_burst -= 1
+            # the limit resets in 1 s (simulated), stamped on the wall clock the client has
+            reset = int(time.time() * 1000 + SEC / self.x.time_scale)
             return self._answer(now, 10006, "Too many visits!", None, {
-                "X-Bapi-Limit-Status": "0",
-                "X-Bapi-Limit-Reset-Timestamp": str(now + SEC), **hint})
+                "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(reset), **hint})
         ip = request.remote or "?"
         if now < self._cool_off.get(ip, 0):
             return self._forbidden()
@@ -434,9 +435,11 @@ class Protocol:
         out = [self._ack(conn, op, rid, not bad, ";".join(bad))]
         now = self.x.now()
         for topic in fresh:
-            if topic.startswith("tickers.") and not self.x.faults.silent:
+            if topic.startswith("tickers."):  # deltas flow from here on, even after silence
                 sym = topic[8:]
                 self._ticker.setdefault(sym, self._live_fields(sym))
+                if self.x.faults.silent:
+                    continue
                 out.append(self._frame({"topic": topic, "type": "snapshot",
                                         "data": self._snapshot(sym, now), "cs": self._cs,
                                         "ts": now}))
@@ -480,6 +483,9 @@ class Protocol:
 
     def on_events(self, events, now: int) -> None:
         if not self._index:  # nobody listens: skip the shaping (the Binance-only case)
+            self._liqs.clear()
+            self._liq_window.clear()
+            self._forming.clear()
             self._housekeeping()
             return
         view = self.m.view_event
@@ -544,6 +550,10 @@ class Protocol:
 
     def _push_klines(self, closed: dict, now: int) -> None:
         for sym in set(closed) | set(self._forming):
+            topic = "kline.1." + sym
+            if topic not in self._index:
+                self._forming.pop(sym, None)
+                continue
             data = [self._candle(sym, row, True, now) for row, _ in closed.get(sym, ())]
             row = self._forming.get(sym)
             if data and (row is None or row[0] <= closed[sym][-1][0][0]):
@@ -557,7 +567,6 @@ class Protocol:
             data.append(self._candle(sym, row, False, now))
             self._forming.pop(sym, None)
             self._kline_at[sym] = now
-            topic = "kline.1." + sym
             self._send(topic, {"topic": topic, "data": data, "ts": now, "type": "snapshot"})
 
     def _push_tickers(self, now: int) -> None:

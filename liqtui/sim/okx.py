@@ -10,9 +10,11 @@ shapes them (PROTOCOLS.md §3 and §5):
   (51001 unknown instrument, even with HTTP 200; 51000 bad parameter; 50011 rate limit with
   HTTP 429, also for the exchange's injected 429/418 bursts: OKX has no 418 bans);
 * candles newest first, ``/market/candles`` only the latest 1,440 rows (limit ≤ 300),
-  ``/market/history-candles`` older ones too (limit ≤ 100); ``after``/``before`` cursors;
+  ``/market/history-candles`` older ones too (limit ≤ 100); the same for mark-price candles
+  (``[ts, o, h, l, c, confirm]``, limit ≤ 100); ``after``/``before`` cursors;
   bars 1m…4H and the UTC-aligned 6Hutc/12Hutc/1Dutc (the UTC+8 ones are not simulated);
-* per-instrument open-interest history (rubik, the latest 1,440 periods, newest first);
+* per-instrument open-interest history (rubik, the latest 1,440 periods, newest first,
+  ``end``/``begin`` = older/newer than, as the candles' ``after``/``before``);
 * per-endpoint limits per IP over a sliding 2-second window (candles 40, history 20, rubik 5);
 * WebSocket: ``{"op":"subscribe","args":[…]}`` answered with one ack per arg; a candle
   channel on /public (or a public channel on /business) is error 60018, which does not close
@@ -20,7 +22,10 @@ shapes them (PROTOCOLS.md §3 and §5):
   with nothing sent for 30 s (wall), is closed with 4004;
 * ``liquidation-orders`` by instType: every instrument (an inverse BTC-USD-SWAP one now and
   then, which clients must drop), ``bkPx`` the bankruptcy price (beyond the fill), posSide
-  long/short or ``net``, and some pushes held back (late, hence out of order).
+  long/short or ``net``, and some pushes held back (late, hence out of order);
+* ``notice()`` sends the 64008 service-upgrade notice; ``answer_pings = False`` makes a
+  half-dead venue that no longer answers ``ping``; ``/replay/okx?count=N`` streams
+  pre-rendered pushes at full speed (ingest benchmarks).
 
 The exchange's ``faults`` apply as on the Binance side (drop, silent, slow, 429/418 bursts,
 5xx, malformed, truncated, extra fields). Durations measured by the client's own timers (rate
@@ -63,6 +68,8 @@ RECENT_ROWS = 1440                # /market/candles and rubik serve the latest 1
 LIMITS = {                        # path → (requests, per wall seconds) per IP
     "/api/v5/market/candles": (40, 2.0),
     "/api/v5/market/history-candles": (20, 2.0),
+    "/api/v5/market/mark-price-candles": (20, 2.0),
+    "/api/v5/market/history-mark-price-candles": (20, 2.0),
     "/api/v5/rubik/stat/contracts/open-interest-history": (5, 2.0),
     "/api/v5/public/open-interest": (20, 2.0),
     "/api/v5/public/mark-price": (10, 2.0),
@@ -106,7 +113,6 @@ class _Conn:
     close_msg: bytes = b""
 
 
-
 class Protocol:
     def __init__(self, exchange, venue_market):
         self.exchange = exchange
@@ -127,7 +133,7 @@ class Protocol:
         self._conns: set[_Conn] = set()
         self._index: dict[tuple, set[_Conn]] = {}    # (channel, instId|instType) → conns
         self._hits: dict[tuple, deque] = {}          # (ip, path) → wall times
-        self._late: list[tuple[int, str]] = []       # (due sim ms, frame text)
+        self._late: list[tuple[int, dict]] = []      # held-back pushes: (due sim ms, payload)
         self._last_oi = -1
         self._last_candle: dict[str, int] = {}
         self._last_drop = time.monotonic()
@@ -141,6 +147,10 @@ class Protocol:
             ("/api/v5/public/instruments", self._instruments),
             ("/api/v5/market/candles", lambda q: self._candles(q, history=False)),
             ("/api/v5/market/history-candles", lambda q: self._candles(q, history=True)),
+            ("/api/v5/market/mark-price-candles",
+             lambda q: self._candles(q, history=False, mark=True)),
+            ("/api/v5/market/history-mark-price-candles",
+             lambda q: self._candles(q, history=True, mark=True)),
             ("/api/v5/public/open-interest", self._open_interest),
             ("/api/v5/rubik/stat/contracts/open-interest-history", self._oi_history),
             ("/api/v5/public/mark-price", self._mark_price),
@@ -192,6 +202,15 @@ class Protocol:
         if not v.isdigit():
             raise _Err("51000", f"Parameter {name} error", 400)
         return int(v)
+
+    def _limit(self, q, top: int) -> int:
+        """``limit``: 100 when absent, else 1..top."""
+        limit = self._int_arg(q, "limit")
+        if limit is None:
+            return 100
+        if not 1 <= limit <= top:
+            raise _Err("51000", "Parameter limit error", 400)
+        return limit
 
     # -- REST --------------------------------------------------------------------------------
 
@@ -272,31 +291,31 @@ class Protocol:
                 raise _Err("51001", "Instrument ID does not exist.")
         return out
 
-    def _candles(self, q, history: bool) -> list:
+    def _candles(self, q, history: bool, mark: bool = False) -> list:
+        """Trade candles, or mark-price candles ``[ts, o, h, l, c, confirm]`` (``mark``);
+        newest first; without ``history`` only the latest 1,440 rows."""
         inst = self._inst_arg(q)
         bar = q.get("bar", "1m")
         iv = BARS.get(bar)
         if iv is None:
             raise _Err("51000", "Parameter bar error", 400)
-        limit = self._int_arg(q, "limit")
-        top = 100 if history else 300
-        if limit is None:
-            limit = 100
-        if not 1 <= limit <= top:
-            raise _Err("51000", "Parameter limit error", 400)
+        limit = self._limit(q, 100 if history or mark else 300)
         after, before = self._int_arg(q, "after"), self._int_arg(q, "before")
         now = self.exchange.now()
         newest = now // iv * iv
         end = newest if after is None else min(newest, after - 1)
         sym, ct, tick, lot = self.inst[q["instId"]]
-        rows = self.vm.klines(sym, iv, end_ms=end, limit=limit) if end >= 0 else []
+        fn = self.vm.mark_klines if mark else self.vm.klines
+        rows = fn(sym, iv, end_ms=end, limit=limit) if end >= 0 else []
         oldest = None if history else newest - (RECENT_ROWS - 1) * iv
         out = []
         for r in reversed(rows):   # newest first
             t = int(r[0])
             if (before is not None and t <= before) or (oldest is not None and t < oldest):
                 continue
-            out.append(self._candle_row(inst, r, closed=t + iv <= now))
+            closed = t + iv <= now
+            out.append([str(t), *(self._px(inst, x) for x in r[1:5]), "1" if closed else "0"]
+                       if mark else self._candle_row(inst, r, closed))
         return out
 
     def _candle_row(self, inst: str, r, closed: bool) -> list:
@@ -335,20 +354,18 @@ class Protocol:
         per = OI_PERIODS.get(period)
         if per is None:
             raise _Err("51000", "Parameter period error", 400)
-        limit = self._int_arg(q, "limit")
-        limit = 100 if limit is None else limit
-        if not 1 <= limit <= 100:
-            raise _Err("51000", "Parameter limit error", 400)
+        limit = self._limit(q, 100)
+        # as after/before of candles: end = older than ts, begin = newer than ts
         begin, end = self._int_arg(q, "begin"), self._int_arg(q, "end")
         now = self.exchange.now()
         newest = now // per * per
-        hi = newest if end is None else min(newest, end)
+        hi = newest if end is None else min(newest, end - 1)
         oldest = newest - (RECENT_ROWS - 1) * per
         sym = self.inst[inst][0]
         rows = self.vm.open_interest_hist(sym, per, end_ms=hi, limit=limit)
         out = []
         for t, base, usd in reversed(rows):
-            if t < oldest or (begin is not None and t < begin):
+            if t < oldest or (begin is not None and t <= begin):
                 continue
             n = self._contracts(inst, base, at_least_one=False)
             ccy = self._base(inst, n)
@@ -430,13 +447,14 @@ class Protocol:
                          "URL, channel and parameters referring to API document."
         ch = arg["channel"]
         served = PUBLIC if conn.path == "public" else BUSINESS
-        target = arg.get("instType") if ch == "liquidation-orders" else arg.get("instId")
-        ok = ch in served and (target in INST_TYPES if ch == "liquidation-orders"
-                               else target in self.inst)
-        if not ok:
-            return None, (f"Wrong URL or channel:{ch},{'instType' if ch == 'liquidation-orders' else 'instId'}:"
-                          f"{target} doesn't exist. Please use the correct URL, channel and "
-                          "parameters referring to API document.")
+        by_type = ch == "liquidation-orders"
+        name = "instType" if by_type else "instId"
+        target = arg.get(name)
+        if ch not in served or not isinstance(target, str) or \
+                target not in (INST_TYPES if by_type else self.inst):
+            return None, (f"Wrong URL or channel:{ch},{name}:{target} doesn't exist. Please "
+                          "use the correct URL, channel and parameters referring to API "
+                          "document.")
         return (ch, target), None
 
     @staticmethod
@@ -478,6 +496,16 @@ class Protocol:
         conn.out.append(_CLOSE)
         conn.wake.set()
 
+    def notice(self, code: str = "64008") -> int:
+        """Tell every connection a service upgrade will close it (OKX sends this ~30 s
+        ahead); returns how many were told."""
+        text = _dumps({"event": "notice", "code": code, "msg": "The connection will soon be "
+                       "closed for a service upgrade. Please reconnect.", "connId": ""})
+        conns = [c for c in self._conns if not c.closing]
+        for conn in conns:
+            self._send(conn, text, control=True)
+        return len(conns)
+
     # -- replay: pre-rendered OKX frames at full speed (ingest benchmarks) -------------------
 
     async def prepare_replay(self, count: int) -> list[str]:
@@ -512,6 +540,9 @@ class Protocol:
     def on_events(self, events, now: int) -> None:
         """Each tick: render the market's new events as OKX pushes, then keep connections."""
         frames: list[tuple[tuple, dict]] = []
+        if not self._index:   # nobody subscribed: nothing to render (Binance-only runs)
+            events = ()
+            self._late.clear()
         for ev in events:
             inst = self.by_sym.get(ev[1])
             if inst is None:
