@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Steady state of the terminal UI: CPU share and terminal output of the app's own process.
+"""Steady state of the terminal UI: CPU share and terminal output of the app's own process;
+with ``--first-paint``, the time from the command to the first painted heatmap instead.
 
     .venv/bin/python benchmarks/bench_app.py [--seconds 60] [--size 120x40] [--colors 256]
+    .venv/bin/python benchmarks/bench_app.py --first-paint [--runs 3]
 
 Runs the simulated exchange in a separate process (``liqtui sim``), the app in a pseudo-terminal
 pointed at it (``--rest-url``/``--ws-url``), waits for it to settle, then measures the app's CPU
@@ -67,6 +69,63 @@ def measure(argv, cols, rows, colors, warm, seconds):
     return (c1 - c0) / (t1 - t0) * 100, n / (t1 - t0) / 1024
 
 
+def first_paint(runs: int, cols: int, rows: int, colors: str) -> None:
+    """``liqtui --demo --log FILE`` in a pty: seconds from the spawn (interpreter start
+    included) to the log's "first heatmap painted" line; cold = an empty cache directory
+    (the first start of a day), warm = the cache the cold run left."""
+    import re
+    import statistics
+    import tempfile
+    from datetime import datetime
+
+    def once(cache: str) -> float:
+        log = Path(cache) / "run.log"
+        log.unlink(missing_ok=True)
+        t0 = time.time()
+        pid, fd = pty.fork()
+        if pid == 0:
+            env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+            env.update(TERM="xterm-256color", XDG_CACHE_HOME=cache)
+            os.execvpe(EXE, [EXE, "--demo", "--colors", colors, "--log", str(log)], env)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        found, end = None, time.monotonic() + 120
+        while found is None and time.monotonic() < end:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    os.read(fd, 65536)
+                except OSError:
+                    break
+            text = log.read_text() if log.exists() else ""
+            found = re.search(r"^(\S+ \S+) INFO liqtui.ui first heatmap painted ([\d.]+) s",
+                              text, re.M)
+        os.write(fd, b"q")
+        time.sleep(0.5)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        if found is None:
+            raise RuntimeError(f"no first paint in the log:\n{log.read_text()}")
+        painted = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        return painted - t0, float(found.group(2))
+
+    cold, warm = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="liqtui-bench-") as cache:
+            cold.append(once(cache))
+            warm.append(once(cache))
+    print(f"first painted heatmap of `liqtui --demo` at {cols}×{rows}, {colors} colours, "
+          f"median of {runs} (runs: cold {', '.join(f'{x[0]:.2f}' for x in cold)}; "
+          f"warm {', '.join(f'{x[0]:.2f}' for x in warm)})")
+    print("| start | spawn → first heatmap | the log's number (from `cmd_app`) | goal |")
+    print("|---|---|---|---|")
+    for name, xs in (("cold (empty ~/.cache/liqtui/sim)", cold), ("warm (the day's cache)", warm)):
+        print(f"| {name} | {statistics.median(x[0] for x in xs):.2f} s | "
+              f"{statistics.median(x[1] for x in xs):.2f} s | ≤ 1.5 s |")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,8 +139,14 @@ def main() -> int:
     ap.add_argument("--warm", type=float, default=12.0, help="seconds to settle first")
     ap.add_argument("--size", default="120x40")
     ap.add_argument("--colors", default="256", choices=("truecolor", "256", "16"))
+    ap.add_argument("--first-paint", action="store_true",
+                    help="measure the command → first heatmap time instead (cold and warm)")
+    ap.add_argument("--runs", type=int, default=3, help="--first-paint: runs of each")
     a = ap.parse_args()
     cols, rows = (int(x) for x in a.size.split("x"))
+    if a.first_paint:
+        first_paint(a.runs, cols, rows, a.colors)
+        return 0
     port = free_port()
     sim = subprocess.Popen([EXE, "sim", "--port", str(port), "--history-days", "2"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

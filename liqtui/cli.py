@@ -11,6 +11,9 @@ from . import __version__
 from .config import OPTIONS, ConfigError, load_settings
 
 VENUES = ("binance",)
+# liqtui.feeds.venues.VENUES's names, spelled out: importing the registry pulls in aiohttp,
+# and --help must stay light (a test checks the two agree)
+VENUE_NAMES = ("binance", "bybit", "okx")
 RANGES = {"12h": 12 * 3_600_000, "24h": 24 * 3_600_000, "3d": 3 * 86_400_000,
           "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
 
@@ -100,8 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_app_args(parser)
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 
-    from .feeds.venues import VENUES as REGISTRY  # a table of names: imports nothing heavy
-
     lv = sub.add_parser(
         "levels",
         help="print estimated liquidation levels (Binance dumps, or venues over the network)",
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--klines", nargs="+", metavar="FILE", help="kline files")
     io.add_argument("--metrics", nargs="+", metavar="FILE", help="metrics files (open interest)")
     net = lv.add_argument_group("input: the venue over the network (instead of files)")
-    net.add_argument("--venue", choices=[*REGISTRY, "all"], default="binance",
+    net.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
                      help="venue, or all: every venue summed on one grid with basis mapping "
                           "(default binance)")
     net.add_argument("--symbol", metavar="SYMBOL",
@@ -410,6 +411,25 @@ def cmd_app(args) -> int:
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)
 
+    first = None
+    if args.demo:
+        # the first asset's simulated market starts generating now, in a child process, while
+        # this one imports the UI; the app builds the other symbols after the first paint
+        from .sim.market import CATALOGUE, Market
+
+        if symbol not in CATALOGUE:
+            import difflib
+
+            near = difflib.get_close_matches(symbol, list(CATALOGUE), n=1)
+            return _error(f"--symbol {symbol}: the simulated exchange does not list it"
+                          f"{f' (did you mean {near[0]}?)' if near else ''}; "
+                          f"--demo serves {', '.join(sorted(CATALOGUE))}")
+        from .ui.demo import spawn_build
+
+        market = Market((), args.demo_seed, history_days=args.demo_days,
+                        time_scale=args.demo_speed, cache_dir=_sim_cache())
+        first = (market, (symbol, spawn_build(market.jobs([symbol])[0])))
+
     from .ui.app import AppOptions, LiqApp
 
     wl = settings.watchlist
@@ -419,33 +439,45 @@ def cmd_app(args) -> int:
         ws_url=ws_url, feed_settings=feed_settings, keymap=keys, demo=args.demo,
         demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
         demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
+        demo_market=first and first[0], demo_first=first and first[1],
         local_time=args.local_time, started=started)
     if args.demo and lookback > args.demo_days * 86_400_000:
         opts.lookback_ms = int(args.demo_days * 86_400_000)
         if UI_RANGES[range_name] > opts.lookback_ms:
             opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
     logger.info("liqtui %s starting: %s %s", __version__, "demo" if args.demo else rest_url, symbol)
-    if args.demo:
-        # built before Textual starts its threads: a cold build forks worker processes
-        from .sim.market import CATALOGUE, Market
-        from .ui.controller import demo_symbols
-
-        if symbol not in CATALOGUE:
-            return _error(f"--symbol {symbol}: the simulated exchange does not list it; "
-                          f"--demo serves {', '.join(sorted(CATALOGUE))}")
-
-        if sys.stderr.isatty():
-            print("liqtui: preparing the simulated market…", file=sys.stderr, flush=True)
-        try:
-            opts.demo_market = Market(demo_symbols(opts.watchlist), args.demo_seed,
-                                      history_days=args.demo_days, time_scale=args.demo_speed,
-                                      cache_dir=opts.demo_cache_dir)
-        except ValueError as e:
-            return _error(str(e))
-        logger.info("demo market ready in %.2f s (cached: %s)", time.monotonic() - started,
-                    ", ".join(opts.demo_market.cache_hits) or "none")
+    if not args.demo:
+        unknown = _unknown_symbol(rest_url, symbol, feed_settings)
+        if unknown:
+            return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
+                          f"{unknown}")
     LiqApp(opts).run()
     return 0
+
+
+def _unknown_symbol(rest_url: str, symbol: str, feed_settings) -> str | None:
+    """Ask the venue once, briefly, whether it lists ``symbol``: the reason if it does not,
+    else None. A venue that cannot be reached (or is slow, or limits us) is not a verdict:
+    the app starts and shows the feed state."""
+    import asyncio
+    from dataclasses import replace
+
+    from .feeds import BinanceRest, UnknownSymbolError
+
+    quick = replace(feed_settings, rest_retries=0, rest_timeout_s=3.0)
+
+    async def ask() -> None:
+        async with BinanceRest(rest_url, settings=quick) as rest:
+            await rest.exchange_info(max_wait=1.0)
+            await rest.symbol(symbol)
+
+    try:
+        asyncio.run(asyncio.wait_for(ask(), 5.0))
+    except UnknownSymbolError as e:
+        return str(e)
+    except Exception:  # noqa: BLE001 - unreachable, 429, 5xx, timeout: the app says so itself
+        return None
+    return None
 
 
 def _error(msg: str) -> int:

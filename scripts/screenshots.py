@@ -58,13 +58,17 @@ def capture_svg(tmux: Tmux, target: str, title: str) -> str:
     from rich.text import Text
 
     ansi = tmux("capture-pane", "-p", "-e", "-N", "-t", target).stdout
-    lines = ansi.rstrip("\n").split("\n")
-    width = max((Text.from_ansi(line).cell_len for line in lines), default=80)
+    # parsed as a whole: tmux emits only attribute changes, so a line's colours may have been
+    # set on an earlier line (parsed line by line, those cells lose their background)
+    lines = Text.from_ansi(ansi.rstrip("\n")).split("\n")
+    width = max((line.cell_len for line in lines), default=80)
     console = Console(record=True, width=max(width, 20), file=open(os.devnull, "w"),
                       color_system="truecolor", force_terminal=True)
     for line in lines:
-        console.print(Text.from_ansi(line), no_wrap=True, overflow="crop", end="\n")
-    return console.export_svg(title=title)
+        console.print(line, no_wrap=True, overflow="crop", end="\n")
+    # rsvg-convert drops the leading spaces of a text run unless told to keep them, which
+    # moves what follows them (e.g. the liquidation map's price line) to the left
+    return console.export_svg(title=title).replace("<svg ", '<svg xml:space="preserve" ', 1)
 
 
 def shoot(name, size, flags, env, keys, title, out: Path, exe: str, cache: Path) -> Path:

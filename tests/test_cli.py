@@ -285,3 +285,51 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     )
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == f"liqtui: error: {p}: not a readable zip archive (File is not a zip file)\n"
+
+
+# ---------------------------------------------------------------------------- the app: symbols
+
+
+@pytest.fixture(scope="module")
+def sim_url(tmp_path_factory):
+    """``liqtui sim`` in its own process: the venue the CLI asks."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))}
+    p = subprocess.Popen([sys.executable, "-m", "liqtui", "sim", "--symbols", "BTCUSDT,ETHUSDT",
+                          "--history-days", "0.2"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        url = None
+        for line in p.stdout:
+            if line.strip().startswith("REST"):
+                url = line.split()[1].rsplit("/fapi", 1)[0]
+            if "Ctrl-C" in line:
+                break
+        assert url, "liqtui sim did not print its URL"
+        yield url
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+@pytest.mark.parametrize("symbol, expect", [
+    ("NOPEUSDT", "--symbol: unknown symbol 'NOPEUSDT': not a trading USDⓈ-M perpetual"),
+    ("ETHUSTD", "did you mean ETHUSDT?"),
+])
+def test_app_unknown_symbol_exits_2_before_the_ui(capsys, sim_url, symbol, expect):
+    ws = sim_url.replace("http://", "ws://")
+    rc, out, err = run(capsys, "--symbol", symbol, "--rest-url", sim_url, "--ws-url", ws)
+    assert expect in one_line_error(rc, out, err)
+
+
+def test_app_unknown_symbol_from_the_watchlist_exits_2(capsys, sim_url, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[ui]\nwatchlist = ["NOPEUSDT", "BTCUSDT"]\n')
+    rc, out, err = run(capsys, "--config", str(cfg), "--rest-url", sim_url,
+                       "--ws-url", sim_url.replace("http://", "ws://"))
+    assert "[ui] watchlist entry: unknown symbol 'NOPEUSDT'" in one_line_error(rc, out, err)
+
+
+def test_demo_unknown_symbol_exits_2(capsys):
+    rc, out, err = run(capsys, "--demo", "--symbol", "NOPEUSDT")
+    assert "--demo serves BNBUSDT, BTCUSDT" in one_line_error(rc, out, err)
+    rc, out, err = run(capsys, "--demo", "--symbol", "ETHUSTD")
+    assert "(did you mean ETHUSDT?)" in one_line_error(rc, out, err)

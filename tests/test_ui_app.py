@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip("textual")
@@ -60,7 +61,7 @@ async def test_demo_paints_header_heatmap_levels_and_map(sim_cache):
         assert await until(pilot, lambda: painted(app)), header(app)
         assert await until(pilot, lambda: "LIVE" in header(app))
         h = header(app)
-        assert "BTCUSDT" in h and "DEMO" in h and "12h" in h and "tiers: all" in h
+        assert "BTCUSDT" in h and "DEMO" in h and "12h" in h
         assert "…$" in h  # the legend's USD of full yellow
         levels = app.main.query_one("LevelsList").text
         assert "price" in levels and ("long" in levels or "short" in levels)
@@ -80,6 +81,8 @@ async def test_every_key(sim_cache):
         assert "ETHUSDT" in header(app)
         await pilot.press("left_square_bracket")
         assert app.symbol == "BTCUSDT"
+        # back to a live asset: its price is marked at once (not a live period later)
+        assert app.view.hm is app.feed.heatmap and app.view.price is not None
         await pilot.press("3")
         assert app.symbol == "SOLUSDT"
         await pilot.press("9")  # beyond the watchlist: a notification, nothing else
@@ -100,7 +103,7 @@ async def test_every_key(sim_cache):
         # filters rebuild the model
         await pilot.press("l")
         assert await until(pilot, lambda: app.feed.series.params.tier_filter == "high")
-        assert "tiers: high" in header(app)
+        assert " high" in header(app)
         await pilot.press("s")
         assert await until(pilot, lambda: app.feed.series.params.side_filter == "long")
         assert await until(pilot, lambda: "short" not in app.main.query_one("LevelsList").text)
@@ -167,6 +170,10 @@ async def test_resize_collapses_and_never_crashes(sim_cache):
                 assert side.has_class("-narrow") and app.main.query_one("LiqMap").has_class("-hidden")
                 levels = app.main.query_one("LevelsList").text
                 assert "price" in levels
+                # the legend with the USD of full yellow stays in the 80-column header
+                bar = app.main.query_one("HeaderBar")
+                assert "0…$" in bar.plain and "BTCUSDT" in bar.plain
+                assert "0…$" in str(bar.render())
             if size == (60, 20):
                 assert side.has_class("-hidden")
         assert painted(app) and app.is_running
@@ -269,7 +276,7 @@ def test_bad_flags_exit_2():
 
 @pytest.mark.parametrize("flag, expect", [("256", "256"), ("16", "standard"),
                                           ("truecolor", "truecolor")])
-def test_colors_flag_is_set_before_textual_is_imported(flag, expect):
+def test_colors_flag_is_set_before_textual_is_imported(flag, expect, tmp_path):
     code = (
         "import os, sys\n"
         "class Finder:\n"
@@ -282,6 +289,7 @@ def test_colors_flag_is_set_before_textual_is_imported(flag, expect):
         f"main(['--colors', '{flag}', '--demo'])\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_COLOR_SYSTEM"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)  # --demo starts generating its market first
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                        env=env)
     assert r.stdout.strip().splitlines()[-1] == f"COLOR {expect}", r.stderr
@@ -332,3 +340,75 @@ def test_ui_and_keys_tables(tmp_path):
     cfg.write_text('[keys]\nhelp = 5\n')
     with pytest.raises(ConfigError, match=r"\[keys\] help is '5'"):
         load_settings(env={}, config_path=cfg)
+
+
+# ------------------------------------------------------------------ unknown symbols
+
+
+@pytest.fixture(scope="module")
+def small_market():
+    from liqtui.sim.market import Market
+
+    return Market(("BTCUSDT", "ETHUSDT"), 3, history_days=0.5, time_scale=30.0)
+
+
+async def test_unknown_watchlist_entry_is_a_notification_and_skipped(small_market):
+    """Against the sim over real sockets (not --demo): the config's watchlist names a symbol
+    the venue does not list; the app says so once and ] steps over it."""
+    from liqtui.sim.server import SimExchange
+
+    sx = SimExchange(small_market)
+    await sx.start("127.0.0.1", 0)
+    try:
+        app = LiqApp(AppOptions(rest_url=sx.rest_url, ws_url=sx.ws_url,
+                                watchlist=("BTCUSDT", "NOPEUSDT", "ETHUSDT"),
+                                lookback_ms=43_200_000, range_name="12h"))
+        async with app.run_test(size=SIZE) as pilot:
+            # straight away, before the venue's list may have arrived: still refused
+            app.switch_asset("ETHUSTD")
+            assert await until(pilot, lambda: any("unknown symbol ETHUSTD" in n.message
+                                                  for n in app._notifications))
+            note = next(n.message for n in app._notifications if "ETHUSTD" in n.message)
+            assert "did you mean ETHUSDT?" in note
+            assert app.symbol == "BTCUSDT" and "ETHUSTD" not in app.controller.feeds
+            assert await until(pilot, lambda: any("NOPEUSDT not listed" in n.message
+                                                  for n in app._notifications))
+            assert app.options.watchlist == ("BTCUSDT", "ETHUSDT")
+            await pilot.press("right_square_bracket")
+            assert await until(pilot, lambda: app.symbol == "ETHUSDT")
+            assert await until(pilot, lambda: painted(app) and app.view.hm is app.feed.heatmap)
+            app.switch_asset("NOPEUSDT")
+            await pilot.pause(0.1)
+            assert app.symbol == "ETHUSDT" and painted(app)
+    finally:
+        await sx.stop()
+
+
+async def test_older_lookback_failure_is_shown_and_retried_until_it_succeeds(sim_cache):
+    """The displayed range arrives, then the venue fails (5xx, slowly) while the older part of
+    the lookback is fetched: the header says so, the live view goes on, and the older part is
+    fetched again with backoff until the whole lookback is there."""
+    from liqtui.sim.faults import Faults
+
+    faults = Faults(slow_ms=150)
+    fs = FeedSettings(stale_timeout_s=5.0, rest_retries=0, rest_backoff_base_s=0.05,
+                      rest_backoff_cap_s=0.1)
+    app = LiqApp(options(sim_cache, demo_faults=faults, feed_settings=fs))
+    async with app.run_test(size=SIZE) as pilot:
+        assert await until(pilot, lambda: app.feed is not None and app.feed.older is not None,
+                           step=0.005)
+        faults.http_5xx_rate = 1.0  # the older part's requests are in flight or still to come
+        f = app.feed
+        assert await until(pilot, lambda: "older history: retrying" in header(app)), header(app)
+        assert painted(app) and app.is_running and f.older is not None
+        first = f.series.steps["time"][0]
+        faults.http_5xx_rate, faults.slow_ms = 0.0, 0.0
+        assert await until(pilot, lambda: f.older is None, timeout=20), header(app)
+        assert await until(pilot, lambda: "older history" not in header(app)), header(app)
+        events = [e.text for e in app.controller.events]
+        assert any(t.startswith("older history: retrying in 2 s") for t in events)
+        assert any(t.startswith("lookback complete") for t in events)
+        steps = f.series.steps["time"]
+        assert steps[0] < first
+        assert steps[-1] - steps[0] >= 86_400_000 - 2 * 300_000  # the whole day's lookback
+        assert (np.diff(steps) == 300_000).all()  # no gap where the failure was

@@ -102,3 +102,27 @@ def test_installed_liqtui_demo_in_tmux(tmp_path):
         assert "Traceback" not in after
     finally:
         pane.kill()
+
+
+def test_unreachable_venue_starts_the_app_and_shows_the_state(tmp_path):
+    """The symbol cannot be checked when the venue cannot be reached: the app starts anyway
+    and its header says what the feed is doing; q still exits cleanly."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pane = Pane(tmp_path, cols=100, rows=30)
+    try:
+        rc = pane.start([_liqtui(), "--symbol", "NOPEUSDT", "--rest-url",
+                         f"http://127.0.0.1:{port}", "--ws-url", f"ws://127.0.0.1:{port}"])
+        screen = pane.wait(lambda t: "NOPEUSDT" in t.splitlines()[0] and "ERROR" in t,
+                           what="the header with the symbol and the error state")
+        assert "Traceback" not in screen
+        pane.keys("q")
+        deadline = time.monotonic() + 10
+        while not rc.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rc.exists() and rc.read_text().strip() == "0", pane.text()
+    finally:
+        pane.kill()

@@ -110,6 +110,9 @@ def test_a_failing_venue_is_dropped_with_a_note(capsys, sim, monkeypatch):
 
 
 def test_venue_flags_are_checked(capsys, sim, monkeypatch):
+    from liqtui.cli import VENUE_NAMES
+
+    assert VENUE_NAMES == tuple(VENUES)  # the CLI's choices are the registry's venues
     rc, _, err = levels(capsys, "--venue", "all", "--rest-url", sim.rest_url)
     assert rc == 2 and "--rest-url names one venue's URL" in err and "LIQTUI_OKX_REST_URL" in err
     monkeypatch.setenv("LIQTUI_BYBIT_REST_URL", "ftp://nope")

@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import difflib
 import re
-import time
 
 import aiohttp
-import numpy as np
 
 from .backoff import Backoff
 from .binance_parse import (
@@ -34,10 +32,19 @@ from .binance_parse import (
     parse_oi_hist,
     parse_open_interest,
 )
-from .events import FeedState, FeedStatus, MarkPrice, OpenInterest
+from .events import FeedState, MarkPrice, OpenInterest
 from .live import STEP_MS, Gap, LiveFeed  # noqa: F401 - Gap re-exported
 from .ratelimit import Blocked, WeightLimiter
-from .rest import Backfill, BannedError, RestError, UnknownSymbolError, check_base_url
+from .rest import (
+    Backfill,
+    BannedError,
+    RestClient,
+    RestError,
+    UnknownSymbolError,
+    check_base_url,
+    now_ms,
+    utc,
+)
 from .settings import FeedSettings
 
 DEFAULT_REST_URL = "https://fapi.binance.com"
@@ -59,29 +66,20 @@ def kline_weight(limit: int) -> int:
     return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
-
-
 # ================================================================================ REST
 
 
-class BinanceRest:
+class BinanceRest(RestClient):
+    VENUE = VENUE
+    LABEL = "Binance"
+
     def __init__(self, base_url: str = DEFAULT_REST_URL, *, session=None, limiter=None,
                  on_status=None, settings: FeedSettings | None = None):
-        self.base_url = check_base_url(base_url, ("http", "https"), "Binance REST URL")
-        self.settings = settings or FeedSettings()
+        super().__init__(base_url, session=session, on_status=on_status, settings=settings)
         s = self.settings
         self.limiter = limiter or WeightLimiter(
             s.weight_limit, s.weight_buffer, oi_hist_limit=s.oi_hist_limit,
             oi_hist_buffer=s.oi_hist_buffer)
-        self.on_status = on_status
-        self._session = session
-        self._own_session = session is None
         self._symbols: dict[str, SymbolInfo] | None = None
         self._all_symbols: dict[str, SymbolInfo] = {}
         self._banned = False          # a 418 was reported and no request has succeeded since
@@ -90,29 +88,6 @@ class BinanceRest:
             ("requests", "retries", "http_429", "http_418", "http_5xx", "timeouts", "errors"), 0)
 
     # ---------------------------------------------------------------- plumbing
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(trust_env=True)  # honour HTTP(S)_PROXY
-        return self._session
-
-    async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.close()
-
-    def _emit(self, state: FeedState, reason: str = "", until: int | None = None) -> None:
-        if self.on_status is not None:
-            try:
-                self.on_status(FeedStatus(VENUE, state, _now_ms(), reason, until))
-            except Exception:  # a broken callback must not break REST
-                pass
 
     async def _get(self, path: str, params: dict | None = None, *, weight: int = 1,
                    oi_hist: bool = False, max_wait: float | None = None):
@@ -188,12 +163,12 @@ class BinanceRest:
         if retry_after is None:  # "IP banned until 1660090423228" (wall ms) in the message
             m = _BANNED_UNTIL.search(body.decode("utf-8", "replace"))
             if m:
-                retry_after = (int(m.group(1)) - _now_ms()) / 1000
+                retry_after = (int(m.group(1)) - now_ms()) / 1000
             if retry_after is None or not 0 < retry_after < 4 * 86400:
                 retry_after = s.default_ban_s
         until = self.limiter.ban(retry_after)
         self._banned = True
-        self._emit(FeedState.BANNED, f"HTTP 418: IP banned by Binance until {_utc(until)}", until)
+        self._emit(FeedState.BANNED, f"HTTP 418: IP banned by Binance until {utc(until)}", until)
 
     def _error(self, path, params, status, body) -> RestError:
         code, msg = None, ""
@@ -344,87 +319,25 @@ class BinanceRest:
 
     async def _backfill(self, sym, start_ms, end_ms, lookback_ms, iv, iv_name, period_name,
                         period, progress) -> Backfill:
-        warns: list[str] = []
-        now = await self.server_time()
-        end = now if end_ms is None else min(end_ms, now)
-        if start_ms is None:
-            if lookback_ms is None:
-                raise ValueError("backfill needs start_ms or lookback_ms")
-            start_ms = end - lookback_ms
-        first = -(-start_ms // iv) * iv          # first bar opens on the grid at/after start
-        last = end // iv * iv - iv               # last bar closes at/before end
-        depth = now - self.settings.oi_history_ms
-        if first + iv < depth:                   # openInterestHist answers 400 beyond ~30 days
-            clamped = -(-(depth - iv) // iv) * iv
-            warns.append(
-                f"Binance keeps ~{self.settings.oi_history_days:g} days of open-interest "
-                f"history: start moved from {_utc(first)} to {_utc(clamped)}")
-            first = clamped
-        self._emit(FeedState.BACKFILLING, f"{sym} {_utc(first)} → {_utc(last + iv)}")
-        total = 3 * max(0, (last - first) // iv + 1)
-        done = 0
-
-        def step(n):
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(min(done, total), total)
-
-        if last < first:
-            kl, mk, oi = [], [], []
-        else:
-            kl = await self._klines("/fapi/v1/klines", sym, iv_name, iv, first, last, step)
+        async def fetch(first, last, now, count):
+            kl = await self._klines("/fapi/v1/klines", sym, iv_name, iv, first, last, count)
             mk = await self._klines("/fapi/v1/markPriceKlines", sym, iv_name, iv, first, last,
-                                    step)
+                                    count)
             # a row stamped T is the open interest at instant T: the close of the bar opening
             # at T − interval. Ask from the row at or before the first close to the last.
-            oi_first = (first + iv) // period * period
-            oi = await self._oi_hist(sym, period_name, period, oi_first, last + iv,
-                                     lambda n: step(n * period // iv))
-        out = _join(kl, mk, oi, iv, period)
-        if len(out["time"]) and out["time"][0] > first and self._all_symbols.get(sym):
-            warns.append(f"{sym} history starts at {_utc(int(out['time'][0]))} "
-                         "(listed later than the requested start)")
-        bf = Backfill(out)
-        bf.symbol, bf.interval_ms, bf.warnings = sym, iv, warns
-        bf.start = int(out["time"][0]) if len(out["time"]) else first
-        bf.end = int(out["time"][-1]) + iv if len(out["time"]) else first
-        bf.now = now
+            oi = await self._oi_hist(sym, period_name, period, (first + iv) // period * period,
+                                     last + iv, lambda n: count(n * period // iv))
+            return kl, mk, oi
+
+        s = self.settings   # openInterestHist answers 400 beyond ~30 days
+        bf = await self._steps(sym, start_ms, end_ms, lookback_ms, iv, period, fetch, progress,
+                               lambda now, _: (now - s.oi_history_ms,
+                                               f"~{s.oi_history_days:g} days of open-interest "
+                                               "history"))
+        if len(bf["time"]) and bf.start > bf.requested and self._all_symbols.get(sym):
+            bf.warnings.append(f"{sym} history starts at {utc(bf.start)} "
+                               "(listed later than the requested start)")
         return bf
-
-
-def _join(kl, mk, oi, iv, period) -> dict[str, np.ndarray]:
-    """Klines as the time axis (sorted, unique), mark extremes and open interest joined on."""
-    kl = sorted({r[0]: r for r in kl}.values())
-    a = np.array(kl, dtype=np.float64).reshape(-1, 8)
-    t = a[:, 0].astype(np.int64)
-    out = {"time": t}
-    for j, k in enumerate(("open", "high", "low", "close", "volume", "quote_volume",
-                           "taker_buy_quote_volume"), 1):
-        out[k] = np.ascontiguousarray(a[:, j])
-    n = len(t)
-    mh = np.full(n, np.nan)
-    ml = np.full(n, np.nan)
-    if mk:
-        m = np.array(sorted({r[0]: r for r in mk}.values()), dtype=np.float64).reshape(-1, 8)
-        mt = m[:, 0].astype(np.int64)
-        idx = np.searchsorted(mt, t)
-        ok = idx < len(mt)
-        ok[ok] = mt[idx[ok]] == t[ok]
-        mh[ok], ml[ok] = m[idx[ok], 2], m[idx[ok], 3]
-    out["mark_high"], out["mark_low"] = mh, ml
-    oiv = np.full(n, np.nan)
-    if oi:
-        o = sorted(dict(oi).items())
-        ot = np.array([r[0] for r in o], dtype=np.int64)
-        ov = np.array([r[1] for r in o], dtype=np.float64)
-        close = t + iv
-        j = np.searchsorted(ot, close, side="right") - 1  # the latest row at or before the close
-        ok = j >= 0
-        ok[ok] = close[ok] - ot[j[ok]] < period           # and it is of that period
-        oiv[ok] = ov[j[ok]]
-    out["open_interest"] = oiv
-    return out
 
 
 # ================================================================================ live

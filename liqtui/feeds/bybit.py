@@ -31,7 +31,6 @@ import aiohttp
 import numpy as np
 
 from .backoff import Backoff
-from .binance import _join, _now_ms, _utc
 from .bybit_parse import (
     KLINE_INTERVALS,
     OI_INTERVALS,
@@ -48,10 +47,19 @@ from .bybit_parse import (
     parse_tickers,
     result,
 )
-from .events import FeedState, FeedStatus, MarkPrice, OpenInterest, Reply
+from .events import FeedState, MarkPrice, OpenInterest, Reply
 from .live import STEP_MS, LiveFeed, _close_quietly
 from .ratelimit import WeightLimiter
-from .rest import Backfill, BannedError, RestError, UnknownSymbolError, check_base_url
+from .rest import (
+    Backfill,
+    BannedError,
+    RestClient,
+    RestError,
+    UnknownSymbolError,
+    check_base_url,
+    now_ms,
+    utc,
+)
 from .settings import FeedSettings
 
 DEFAULT_REST_URL = "https://api.bybit.com"
@@ -96,24 +104,23 @@ class RequestLimiter(WeightLimiter):
                 until = int((time.time() + wait) * 1000)
                 what = ("in its cool-off after HTTP 403 (access too frequent)" if self.banned
                         else "rate limited")
-                raise BannedError(f"Bybit REST {what} until {_utc(until)}",
+                raise BannedError(f"Bybit REST {what} until {utc(until)}",
                                   status=403 if self.banned else None, until=until)
             self.waited_s += wait
             await asyncio.sleep(wait)
         self._sent.append(time.monotonic())
 
 
-class BybitRest:
+class BybitRest(RestClient):
+    VENUE = VENUE
+    LABEL = "Bybit"
+
     def __init__(self, base_url: str = DEFAULT_REST_URL, *, session=None, limiter=None,
                  on_status=None, settings: FeedSettings | None = None,
                  cool_off_s: float = COOL_OFF_S):
-        self.base_url = check_base_url(base_url, ("http", "https"), "Bybit REST URL")
-        self.settings = settings or FeedSettings()
+        super().__init__(base_url, session=session, on_status=on_status, settings=settings)
         self.limiter = limiter or RequestLimiter()
         self.cool_off_s = cool_off_s
-        self.on_status = on_status
-        self._session = session
-        self._own_session = session is None
         self._symbols: dict | None = None
         self._all_symbols: dict = {}
         self._banned = False
@@ -123,29 +130,6 @@ class BybitRest:
              "errors"), 0)
 
     # ---------------------------------------------------------------- plumbing
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(trust_env=True)  # honour HTTP(S)_PROXY
-        return self._session
-
-    async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.close()
-
-    def _emit(self, state: FeedState, reason: str = "", until: int | None = None) -> None:
-        if self.on_status is not None:
-            try:
-                self.on_status(FeedStatus(VENUE, state, _now_ms(), reason, until))
-            except Exception:  # a broken callback must not break REST
-                pass
 
     async def _get(self, path: str, params: dict | None = None, *,
                    max_wait: float | None = None) -> dict:
@@ -223,7 +207,7 @@ class BybitRest:
         until = self.limiter.ban(seconds)
         self._banned = True
         self._emit(FeedState.BANNED, "HTTP 403 access too frequent: all Bybit REST paused "
-                   f"until {_utc(until)}", until)
+                   f"until {utc(until)}", until)
 
     def _error(self, path, params, e: RetCodeError) -> RestError:
         self.counters["errors"] += 1
@@ -367,44 +351,24 @@ class BybitRest:
     async def _backfill(self, info, start_ms, end_ms, lookback_ms, iv, iv_name, oi_name,
                         progress) -> Backfill:
         sym, period = info.symbol, OI_INTERVALS[oi_name]
-        now = await self.server_time()
-        end = now if end_ms is None else min(end_ms, now)
-        if start_ms is None:
-            if lookback_ms is None:
-                raise ValueError("backfill needs start_ms or lookback_ms")
-            start_ms = end - lookback_ms
-        first = -(-start_ms // iv) * iv
-        last = end // iv * iv - iv
-        self._emit(FeedState.BACKFILLING, f"{sym} {_utc(first)} → {_utc(last + iv)}")
-        total = 3 * max(0, (last - first) // iv + 1)
-        done = 0
 
-        def step(n):
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(min(done, total), total)
-
-        kl, mk, oi = [], [], []
-        if last >= first:
-            kl = await self._klines("/v5/market/kline", sym, iv_name, iv, first, last, step)
+        async def fetch(first, last, now, count):
+            kl = await self._klines("/v5/market/kline", sym, iv_name, iv, first, last, count)
             mk = await self._klines("/v5/market/mark-price-kline", sym, iv_name, iv, first,
-                                    last, step)
+                                    last, count)
             oi = await self._oi(sym, oi_name, period, (first + iv) // period * period,
-                                last + iv, lambda n: step(n * period // iv))
-        out = _join(kl, mk, oi, iv, period)
-        warns = []
-        if len(out["time"]) and out["time"][0] > first and (info.onboard_ms or 0) > first:
-            warns.append(f"{sym} history starts at {_utc(int(out['time'][0]))} "
-                         "(listed later than the requested start)")
-        known = np.flatnonzero(np.isfinite(out["open_interest"]))
+                                last + iv, lambda n: count(n * period // iv))
+            return kl, mk, oi
+
+        bf = await self._steps(sym, start_ms, end_ms, lookback_ms, iv, period, fetch, progress)
+        t = bf["time"]
+        if len(t) and bf.start > bf.requested and (info.onboard_ms or 0) > bf.requested:
+            bf.warnings.append(f"{sym} history starts at {utc(bf.start)} "
+                               "(listed later than the requested start)")
+        known = np.flatnonzero(np.isfinite(bf["open_interest"]))
         if known.size and known[0] > 0:  # (a missing tail is only not published yet)
-            warns.append(f"Bybit has no open-interest history for {sym} before "
-                         f"{_utc(int(out['time'][known[0]]))}")
-        bf = Backfill(out)
-        bf.symbol, bf.interval_ms, bf.warnings, bf.now = sym, iv, warns, now
-        bf.start = int(out["time"][0]) if len(out["time"]) else first
-        bf.end = int(out["time"][-1]) + iv if len(out["time"]) else first
+            bf.warnings.append(f"Bybit has no open-interest history for {sym} before "
+                               f"{utc(int(t[known[0]]))}")
         return bf
 
 
@@ -416,7 +380,7 @@ def _reset_wait(headers) -> float:
             x = float(v)
         except (TypeError, ValueError):
             continue
-        wait = x if name == "Retry-After" else (x - _now_ms()) / 1000
+        wait = x if name == "Retry-After" else (x - now_ms()) / 1000
         return min(max(wait, 0.1), 60.0)
     return 1.0
 

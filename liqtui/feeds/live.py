@@ -31,14 +31,10 @@ from .events import (
     Trade,
     new_counters,
 )
-from .rest import Backfill, BannedError, RestError
+from .rest import Backfill, BannedError, RestError, now_ms
 from .settings import FeedSettings
 
 STEP_MS = 300_000
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +171,7 @@ class LiveFeed:
         self.state = state
         if self.on_status is not None:
             try:
-                self.on_status(FeedStatus(self.VENUE, state, _now_ms(), reason, until))
+                self.on_status(FeedStatus(self.VENUE, state, now_ms(), reason, until))
             except Exception:
                 self.counters["callback_errors"] += 1
 

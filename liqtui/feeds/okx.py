@@ -30,8 +30,7 @@ from collections import deque
 import aiohttp
 
 from .backoff import Backoff
-from .binance import _join, _utc
-from .events import FeedState, FeedStatus, MarkPrice, OpenInterest, Reply
+from .events import FeedState, MarkPrice, OpenInterest, Reply
 from .live import STEP_MS, Conn, LiveFeed, _close_quietly
 from .okx_parse import (
     VENUE,
@@ -46,7 +45,15 @@ from .okx_parse import (
     parse_oi_history,
     unwrap,
 )
-from .rest import Backfill, BannedError, RestError, UnknownSymbolError, check_base_url
+from .rest import (
+    Backfill,
+    BannedError,
+    RestClient,
+    RestError,
+    UnknownSymbolError,
+    check_base_url,
+    utc,
+)
 from .settings import FeedSettings
 
 DEFAULT_REST_URL = "https://www.okx.com"
@@ -73,10 +80,6 @@ LIMITS = {                 # path → (requests, per seconds), per IP, as OKX do
 }
 RATE_LIMITED = "50011"
 BAD_INSTRUMENT = "51001"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # ================================================================================ REST
@@ -115,51 +118,27 @@ class EndpointLimiter:
                 break
             if wait > max_wait:
                 until = int((time.time() + wait) * 1000)
-                raise BannedError(f"OKX REST rate limited until {_utc(until)}", status=429,
+                raise BannedError(f"OKX REST rate limited until {utc(until)}", status=429,
                                   until=until)
             self.waited_s += wait
             await asyncio.sleep(wait)
         q.append(time.monotonic())
 
 
-class OkxRest:
+class OkxRest(RestClient):
+    VENUE = VENUE
+    LABEL = "OKX"
+
     def __init__(self, base_url: str = DEFAULT_REST_URL, *, session=None, limiter=None,
                  on_status=None, settings: FeedSettings | None = None):
-        self.base_url = check_base_url(base_url, ("http", "https"), "OKX REST URL")
-        self.settings = settings or FeedSettings()
+        super().__init__(base_url, session=session, on_status=on_status, settings=settings)
         self.limiter = limiter or EndpointLimiter()
-        self.on_status = on_status
-        self._session = session
-        self._own_session = session is None
         self.instruments: Instruments | None = None
         self.counters = dict.fromkeys(
             ("requests", "retries", "http_429", "http_5xx", "timeouts", "errors"), 0)
         self.by_path: dict[str, int] = {}   # requests sent, per endpoint
 
     # ---------------------------------------------------------------- plumbing
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(trust_env=True)  # honour HTTP(S)_PROXY
-        return self._session
-
-    async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.close()
-
-    def _emit(self, state: FeedState, reason: str = "") -> None:
-        if self.on_status is not None:
-            try:
-                self.on_status(FeedStatus(VENUE, state, _now_ms(), reason))
-            except Exception:  # a broken callback must not break REST
-                pass
 
     async def _get(self, path: str, params: dict | None = None, *,
                    max_wait: float | None = None) -> list:
@@ -369,50 +348,22 @@ class OkxRest:
 
     async def _backfill(self, info, start_ms, end_ms, lookback_ms, iv, bar, period_name,
                         period, progress) -> Backfill:
-        warns: list[str] = []
-        now = await self.server_time()
-        end = now if end_ms is None else min(end_ms, now)
-        if start_ms is None:
-            if lookback_ms is None:
-                raise ValueError("backfill needs start_ms or lookback_ms")
-            start_ms = end - lookback_ms
-        first = -(-start_ms // iv) * iv          # first bar opens on the grid at/after start
-        last = end // iv * iv - iv               # last bar closes at/before end
-        depth = now // period * period - (RECENT_ROWS - 1 - OI_MARGIN) * period  # oldest OI row
-        if first + iv < depth:
-            clamped = -(-(depth - iv) // iv) * iv
-            warns.append(
-                f"OKX keeps the latest {RECENT_ROWS} open-interest periods of {period_name} "
-                f"({RECENT_ROWS * period / 86_400_000:g} days): start moved from {_utc(first)} "
-                f"to {_utc(clamped)}")
-            first = clamped
-        self._emit(FeedState.BACKFILLING, f"{info.symbol} {_utc(first)} → {_utc(last + iv)}")
-        total = 3 * max(0, (last - first) // iv + 1)
-        done = 0
-
-        def count(n):
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(min(done, total), total)
-
-        if last < first:
-            kl, mk, oi = [], [], []
-        else:
+        async def fetch(first, last, now, count):
             kl = await self._candles(info, bar, iv, first, last, now, count)
             mk = await self._candles(info, bar, iv, first, last, now, count, mark=True)
             # a row stamped T is the open interest at instant T: the close of the bar opening
             # at T − interval
-            oi_first = (first + iv) // period * period
-            oi = await self._oi_hist(info, period_name, period, oi_first, last + iv,
-                                     lambda n: count(n * period // iv))
-        out = _join(kl, mk, oi, iv, period)
-        bf = Backfill(out)
-        bf.symbol, bf.interval_ms, bf.warnings = info.symbol, iv, warns
-        bf.start = int(out["time"][0]) if len(out["time"]) else first
-        bf.end = int(out["time"][-1]) + iv if len(out["time"]) else first
-        bf.now = now
-        return bf
+            oi = await self._oi_hist(info, period_name, period, (first + iv) // period * period,
+                                     last + iv, lambda n: count(n * period // iv))
+            return kl, mk, oi
+
+        def oi_depth(now, period):  # the oldest rubik row we can rely on while paging
+            return (now // period * period - (RECENT_ROWS - 1 - OI_MARGIN) * period,
+                    f"the latest {RECENT_ROWS} open-interest periods of {period_name} "
+                    f"({RECENT_ROWS * period / 86_400_000:g} days)")
+
+        return await self._steps(info.symbol, start_ms, end_ms, lookback_ms, iv, period, fetch,
+                                 progress, oi_depth)
 
 
 # ================================================================================ live

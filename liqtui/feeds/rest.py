@@ -1,9 +1,19 @@
-"""Venue-neutral pieces of the REST clients: errors meant for the user, base-URL checks and the
-``Backfill`` of closed steps every venue's ``backfill()`` returns."""
+"""Venue-neutral pieces of the REST clients: errors meant for the user, base-URL checks, the
+``Backfill`` of closed steps every venue's ``backfill()`` returns, and ``RestClient``: the
+session, status callback and backfill skeleton (span on the step grid, depth clamp, progress,
+the join of bars, mark bars and open interest) that each venue's client fills with its own
+requests."""
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
+
+import aiohttp
+import numpy as np
+
+from .events import FeedState, FeedStatus
+from .settings import FeedSettings
 
 
 class RestError(Exception):
@@ -61,4 +71,139 @@ class Backfill(dict):
     start: int
     end: int
     now: int          # the exchange's clock when the backfill started
+    requested: int    # the first bar asked for (after any depth clamp)
     warnings: list[str]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def join_steps(kl, mk, oi, iv, period) -> dict[str, np.ndarray]:
+    """Bars as the time axis (sorted, unique), mark extremes and open interest joined on.
+
+    ``kl``/``mk``: rows ``(open_ms, o, h, l, c, volume, quote_volume, taker_buy_quote)``;
+    ``oi``: ``(T, base)``, a row stamped T being the open interest at the instant T, i.e. at
+    the close of the bar opening at T − ``iv``; NaN where a venue has nothing."""
+    kl = sorted({r[0]: r for r in kl}.values())
+    a = np.array(kl, dtype=np.float64).reshape(-1, 8)
+    t = a[:, 0].astype(np.int64)
+    out = {"time": t}
+    for j, k in enumerate(("open", "high", "low", "close", "volume", "quote_volume",
+                           "taker_buy_quote_volume"), 1):
+        out[k] = np.ascontiguousarray(a[:, j])
+    n = len(t)
+    mh = np.full(n, np.nan)
+    ml = np.full(n, np.nan)
+    if mk:
+        m = np.array(sorted({r[0]: r for r in mk}.values()), dtype=np.float64).reshape(-1, 8)
+        mt = m[:, 0].astype(np.int64)
+        idx = np.searchsorted(mt, t)
+        ok = idx < len(mt)
+        ok[ok] = mt[idx[ok]] == t[ok]
+        mh[ok], ml[ok] = m[idx[ok], 2], m[idx[ok], 3]
+    out["mark_high"], out["mark_low"] = mh, ml
+    oiv = np.full(n, np.nan)
+    if oi:
+        o = sorted(dict(oi).items())
+        ot = np.array([r[0] for r in o], dtype=np.int64)
+        ov = np.array([r[1] for r in o], dtype=np.float64)
+        close = t + iv
+        j = np.searchsorted(ot, close, side="right") - 1  # the latest row at or before the close
+        ok = j >= 0
+        ok[ok] = close[ok] - ot[j[ok]] < period           # and it is of that period
+        oiv[ok] = ov[j[ok]]
+    out["open_interest"] = oiv
+    return out
+
+
+class RestClient:
+    """What every venue's REST client shares: the aiohttp session (its own unless one is
+    given; HTTP(S) proxies from the environment honoured), ``on_status`` reports that never
+    break a request, and ``_steps``, the skeleton of ``backfill()``."""
+
+    VENUE = ""     # FeedStatus.venue
+    LABEL = ""     # "Binance": messages
+
+    def __init__(self, base_url: str, *, session=None, on_status=None,
+                 settings: FeedSettings | None = None):
+        self.base_url = check_base_url(base_url, ("http", "https"), f"{self.LABEL} REST URL")
+        self.settings = settings or FeedSettings()
+        self.on_status = on_status
+        self._session = session
+        self._own_session = session is None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(trust_env=True)  # honour HTTP(S)_PROXY
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    def _emit(self, state: FeedState, reason: str = "", until: int | None = None) -> None:
+        if self.on_status is not None:
+            try:
+                self.on_status(FeedStatus(self.VENUE, state, now_ms(), reason, until))
+            except Exception:  # a broken callback must not break REST
+                pass
+
+    async def server_time(self, *, max_wait: float | None = None) -> int:
+        raise NotImplementedError
+
+    async def _steps(self, sym: str, start_ms, end_ms, lookback_ms, iv: int, period: int,
+                     fetch, progress=None, oi_depth=None) -> Backfill:
+        """Closed bars of ``iv`` ms opening at or after ``start_ms`` (or ``lookback_ms``
+        before the end) and closing at or before ``end_ms`` (default: the venue's now).
+
+        ``fetch(first, last, now, count)`` returns the venue's rows ``(klines, mark klines,
+        open interest)`` for bars opening in [first, last] (see ``join_steps``), calling
+        ``count(n)`` per page (n in bars). ``oi_depth``: ``(now, period) -> (oldest ms,
+        "what the venue keeps")``: a start before the venue's open-interest depth is moved there, and the
+        returned Backfill's ``warnings`` say so. Its ``requested`` is the first bar asked."""
+        warns: list[str] = []
+        now = await self.server_time()
+        end = now if end_ms is None else min(end_ms, now)
+        if start_ms is None:
+            if lookback_ms is None:
+                raise ValueError("backfill needs start_ms or lookback_ms")
+            start_ms = end - lookback_ms
+        first = -(-start_ms // iv) * iv          # first bar opens on the grid at/after start
+        last = end // iv * iv - iv               # last bar closes at/before end
+        if oi_depth is not None:
+            depth, what = oi_depth(now, period)
+            if first + iv < depth:
+                clamped = -(-(depth - iv) // iv) * iv
+                warns.append(f"{self.LABEL} keeps {what}: start moved from {utc(first)} to "
+                             f"{utc(clamped)}")
+                first = clamped
+        self._emit(FeedState.BACKFILLING, f"{sym} {utc(first)} → {utc(last + iv)}")
+        total = 3 * max(0, (last - first) // iv + 1)
+        done = 0
+
+        def count(n):
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(min(done, total), total)
+
+        kl, mk, oi = ([], [], []) if last < first else await fetch(first, last, now, count)
+        out = join_steps(kl, mk, oi, iv, period)
+        bf = Backfill(out)
+        bf.symbol, bf.interval_ms, bf.warnings, bf.now = sym, iv, warns, now
+        bf.start = int(out["time"][0]) if len(out["time"]) else first
+        bf.end = int(out["time"][-1]) + iv if len(out["time"]) else first
+        bf.requested = first
+        return bf

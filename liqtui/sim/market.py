@@ -88,33 +88,63 @@ class Market:
         span = int(history_days * DAY)
         unit = DAY if history_days >= 1 else MIN
         self.history_start = (now0 - span) // unit * unit
-        catalogue = dict(CATALOGUE)
+        self._catalogue = dict(CATALOGUE)
         for s in (specs.values() if isinstance(specs, dict) else specs or ()):
-            catalogue[s.symbol] = s
+            self._catalogue[s.symbol] = s
         self.symbols: dict[str, SymbolSpec] = {}
         self._engines: dict[str, SymbolEngine] = {}
         for name in symbols:
-            s = name if isinstance(name, SymbolSpec) else catalogue.get(str(name).upper())
-            if s is None:
-                raise ValueError(f"unknown symbol {name!r}; known: {', '.join(catalogue)}")
-            if s.onboard_ms is None and s.listed_days_ago is not None:
-                s = replace(s, onboard_ms=(now0 // DAY) * DAY - int(s.listed_days_ago * DAY))
+            s = self._resolve(name)
             self.symbols[s.symbol] = s
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.build_seconds: dict[str, float] = {}
         self.cache_hits: list[str] = []
         jobs = [(s, self.seed, self.regime, self.history_start, now0, self.cache_dir)
                 for s in self.symbols.values()]
-        for eng, hit, secs in _build_all(jobs, span // MIN):
-            self._engines[eng.spec.symbol] = eng
-            self.build_seconds[eng.spec.symbol] = secs
-            if hit:
-                self.cache_hits.append(eng.spec.symbol)
+        self.add(_build_all(jobs, span // MIN))
         self._emitted = now0
         self._rendered: dict[tuple[str, int], Rendered] = {}
         if not (now_ms is None and self.time_scale == 1.0):
             # the clock starts when the market is ready (a real-time market keeps wall time)
             self._mono0 = time.monotonic()
+
+    def _resolve(self, name) -> SymbolSpec:
+        s = name if isinstance(name, SymbolSpec) else self._catalogue.get(str(name).upper())
+        if s is None:
+            raise ValueError(f"unknown symbol {name!r}; known: {', '.join(self._catalogue)}")
+        if s.onboard_ms is None and s.listed_days_ago is not None:
+            s = replace(s, onboard_ms=(self._now0 // DAY) * DAY - int(s.listed_days_ago * DAY))
+        return s
+
+    # -- symbols added later -----------------------------------------------------------------
+
+    def jobs(self, symbols) -> list[tuple]:
+        """What generating the symbols the market does not hold yet takes (same history start
+        and cache, up to now), picklable: for a worker thread (``prepare``) or a process
+        (``build_child``). Unknown symbols raise ``ValueError`` naming them."""
+        now = self.now_ms()
+        specs = [self._resolve(name) for name in symbols]
+        return [(s, self.seed, self.regime, self.history_start, now, self.cache_dir)
+                for s in specs if s.symbol not in self._engines]
+
+    def prepare(self, symbols, progress=None) -> list:
+        """Generate symbols the market does not hold yet without touching the market (safe in
+        a worker thread while it serves); ``add()`` then makes them part of it.
+        ``progress(symbol, done, total)`` (minutes) is called now and then."""
+        return [_build_engine(*job, progress) for job in self.jobs(symbols)]
+
+    def add(self, built) -> None:
+        """Take symbols ``prepare()`` or ``build_child`` generated (on the thread that queries
+        the market); they catch up with the clock at the next query."""
+        for eng, hit, secs in built:
+            sym = eng.spec.symbol
+            if sym in self._engines:
+                continue
+            self.symbols[sym] = eng.spec
+            self._engines[sym] = eng
+            self.build_seconds[sym] = secs
+            if hit:
+                self.cache_hits.append(sym)
 
     # -- the clock ---------------------------------------------------------------------------
 
@@ -415,11 +445,13 @@ PARALLEL_MIN_MINUTES = 20_000  # a cold build this long per symbol is worth a pr
 
 
 def _build_engine(spec: SymbolSpec, seed: int, regime: str, history_start: int, now: int,
-                  cache_dir: Path | None):
+                  cache_dir: Path | None, progress=None):
     """Generate one symbol from its start (or its cached state) to the minute holding ``now``.
 
     The cache holds the state at the last compaction boundary before ``now`` (whole-day starts
     make it reusable all day); a later run loads it and generates only the rest.
+    ``progress(symbol, done, total)`` (minutes) is called at the start, at each compaction
+    boundary and at the end.
     """
     t = time.perf_counter()
     start = _start(spec, history_start)
@@ -443,8 +475,39 @@ def _build_engine(spec: SymbolSpec, seed: int, regime: str, history_start: int, 
             def checkpoint(e, _k=save_k, _p=path):
                 if e.k == _k:
                     _save(e, _p)
+    if progress is not None:
+        k0, save = eng.k, checkpoint
+
+        def checkpoint(e):  # noqa: F811 - the cache's checkpoint, and progress
+            if save is not None:
+                save(e)
+            progress(spec.symbol, e.k - k0, end_k - k0)
+
+        progress(spec.symbol, 0, end_k - k0)
     eng.run_to(end_k, checkpoint=checkpoint)
+    if progress is not None:
+        progress(spec.symbol, end_k - k0, end_k - k0)
     return eng, hit, time.perf_counter() - t
+
+
+def build_child() -> None:
+    """A child process's main (``python -c "from liqtui.sim.market import build_child;
+    build_child()"``): a pickled ``jobs()`` item on stdin → the built symbol for ``add`` (or
+    the exception) pickled on stdout; ``progress DONE TOTAL`` lines (minutes) on stderr."""
+    import pickle
+    import sys
+
+    job = pickle.load(sys.stdin.buffer)
+
+    def report(_symbol, done, total):
+        print(f"progress {done} {total}", file=sys.stderr, flush=True)
+
+    try:
+        out = _build_engine(*job, report)
+    except Exception as e:  # noqa: BLE001 - the parent decides
+        out = e
+    pickle.dump(out, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    sys.stdout.buffer.flush()
 
 
 def _build_job(job):

@@ -8,6 +8,7 @@ column at most once a second, the header and the list only when their text chang
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -24,7 +26,8 @@ from ..feeds.settings import FeedSettings
 from ..model import ModelParams
 from ..report import price_decimals, usd
 from . import keys as keyspec
-from .controller import Controller, Demo
+from .controller import Controller
+from .demo import Demo
 from .header import HeaderBar, HeaderInfo
 from .heatmap import HeatmapView
 from .help import AssetPicker, FeedEventsScreen, HelpScreen
@@ -59,7 +62,8 @@ class AppOptions:
     demo_seed: int = 1
     demo_cache_dir: object = None
     demo_faults: object = None
-    demo_market: object = None  # a prebuilt liqtui.sim.market.Market
+    demo_market: object = None  # a liqtui.sim.market.Market (the CLI's; tests' prebuilt)
+    demo_first: object = None   # (symbol, process generating it into demo_market): the CLI's
     local_time: bool = False
     refresh_s: float = 0.25    # poll period of the redraw loop (the data rate is 1–4 Hz)
     live_s: float = 1.0        # the live column at most this often
@@ -209,10 +213,11 @@ class LiqApp(App):
         o = self.options
         if o.demo:
             self.status_note = "starting the simulated exchange…"
-            self.demo = Demo(o.watchlist if self.symbol in o.watchlist else (self.symbol, *o.watchlist),
-                             seed=o.demo_seed, history_days=o.demo_history_days,
+            self.demo = Demo((self.symbol, *o.watchlist), seed=o.demo_seed,
+                             history_days=o.demo_history_days,
                              time_scale=o.demo_time_scale, cache_dir=o.demo_cache_dir,
-                             faults=o.demo_faults, market=o.demo_market)
+                             faults=o.demo_faults, market=o.demo_market,
+                             note=self.controller.note, first=o.demo_first)
             try:
                 await self.demo.start()
             except Exception as e:  # noqa: BLE001
@@ -221,17 +226,30 @@ class LiqApp(App):
                 return
             c = self.controller
             c.rest_url, c.ws_url = self.demo.exchange.rest_url, self.demo.exchange.ws_url
-            c.clock = self.demo.clock
-            # the demo market knows only its own symbols: the watchlist is what it serves
-            served = self.demo.symbols_served
-            self.options.watchlist = tuple(s for s in o.watchlist if s in served) or tuple(served)
+            c.clock, c.ready = self.demo.clock, self.demo.ensure
+            # the demo knows only its own symbols (some still being built): the watchlist and
+            # the picker are those
+            served = self.demo.symbols
+            c.symbols = sorted(served)
+            self.options.watchlist = tuple(s for s in o.watchlist if s in served) or served
             if self.symbol not in served:
                 self.symbol = served[0]
             self.status_note = ""
             log.info("demo: simulated exchange on %s", c.rest_url)
         self._feeds_ready = True
         self.controller.switch(self.symbol)
-        self.run_worker(self.controller.load_symbols(), name="symbols", group="symbols")
+        self.run_worker(self._load_symbols(), name="symbols", group="symbols")
+
+    async def _load_symbols(self) -> None:
+        """The venue's list for the picker; watchlist entries it does not list are left out
+        (with a notification), so ] [ and 1…9 step over them."""
+        known = await self.controller.load_symbols()
+        wl = self.options.watchlist
+        bad = [s for s in wl if known and s not in known and s != self.symbol]
+        if bad:
+            self.options.watchlist = tuple(s for s in wl if s not in bad)
+            self.notify(f"watchlist: {', '.join(bad)} not listed by the venue; left out",
+                        severity="warning")
 
     async def action_quit(self) -> None:
         await self.shutdown()
@@ -286,6 +304,8 @@ class LiqApp(App):
     def _refresh(self) -> None:
         try:
             self._refresh_inner()
+        except NoMatches:  # the screen is being torn down (quit)
+            pass
         except Exception:  # noqa: BLE001 - a drawing bug must not take the app down
             log.exception("refresh failed")
 
@@ -309,9 +329,10 @@ class LiqApp(App):
                 self.view.set_markers(list(f.liquidations))
                 scr.query_one(LevelsList).set_price(f.price())
         if f is not None and f.heatmap is None:
+            pct = f"{f.progress[0] * 100 // max(f.progress[1], 1)}%"
             msg = (f"error: {f.error}" if f.phase == "error" else
-                   f"backfilling {f.progress[0] * 100 // max(f.progress[1], 1)}%…"
-                   if f.progress[1] else "waiting for data…")
+                   f"simulating {f.symbol}'s history {pct}…" if f.phase == "preparing" else
+                   f"backfilling {pct}…" if f.progress[1] else "waiting for data…")
             lv = scr.query_one(LevelsList)
             if lv.message != msg or lv.levels:
                 lv.set_levels([], None, 2, msg)
@@ -327,10 +348,13 @@ class LiqApp(App):
         if self.first_paint is None:
             self.first_paint = time.monotonic() - self.started
             log.info("first heatmap painted %.2f s after start", self.first_paint)
+            if self.demo is not None:
+                self.demo.build_rest()  # the other symbols now, not before the first paint
         dec = price_decimals(hm.bin_width)
         scr = self.main
         scr.query_one(LevelsList).set_levels(hm.levels(24), f.price(), dec)
-        scr.query_one(LiqMap).set_map(hm.liquidation_map(), window=0.06 / self.zoom)
+        scr.query_one(LiqMap).set_map(hm.liquidation_map(), window=0.06 / self.zoom,
+                                      palette=self.view.palette)
 
     def _header_info(self, f) -> HeaderInfo:
         p = self.controller.params
@@ -340,7 +364,7 @@ class LiqApp(App):
             ",".join(f"{x:g}x" for x in p.tier_filter),
             sides=p.side_filter, demo=self.options.demo, paused=self.paused)
         h.venue = "Binance USD-M" + (" (simulated)" if self.options.demo else "")
-        if self.view.scale.full_usd > 0:
+        if self.view.hm is not None and self.view.scale.full_usd > 0:
             h.legend_usd = self.view.scale.full_usd
         if f is None:
             h.state = "CONNECTING" if self._feeds_ready else "STARTING"
@@ -356,16 +380,20 @@ class LiqApp(App):
             h.oi_usd = oi.base * price
         if f.phase == "error":
             h.state, h.note = "ERROR", f.error[:80]
+        elif f.phase == "preparing":
+            h.state, h.note = "PREPARING", "simulating its history"
         elif f.state is not None:
             h.state = f.state.value
-        if f.phase == "backfilling" or f.progress[1]:
+        if f.phase in ("backfilling", "preparing") or f.progress[1]:
             h.progress = f.progress
-            if f.heatmap is None:
+            if f.heatmap is None and f.phase == "backfilling":
                 h.state = "BACKFILLING"
         if f.last_data_ms is not None:
             h.age_s = (self.controller.clock() - f.last_data_ms) / 1000
         if h.state not in ("LIVE",) and f.reason and not h.note and f.phase != "error":
             h.note = f.reason[:60]
+        if f.older_error and not h.note:
+            h.note = f.older_error[:60]
         return h
 
     # ------------------------------------------------------------------ assets
@@ -375,16 +403,37 @@ class LiqApp(App):
         if not symbol.isalnum():
             self.notify(f"{symbol!r} is not a symbol", severity="warning")
             return
-        known = self.controller.symbols
-        if known and symbol not in known:
-            self.notify(f"unknown symbol {symbol}; the venue lists {len(known)} perpetuals",
-                        severity="warning")
-            return
         if not self._feeds_ready:
             self.symbol = symbol
             return
+        known = self.controller.symbols
+        if not known and symbol not in self.controller.feeds:
+            # the venue's list is not here yet: ask for it first, then switch or say why not
+            self.run_worker(self._switch_checked(symbol), group="switch", exclusive=True)
+            return
+        if known and symbol not in known:
+            self._unknown(symbol, known)
+            return
+        self._switch(symbol)
+
+    async def _switch_checked(self, symbol: str) -> None:
+        known = await self.controller.load_symbols()
+        if known and symbol not in known:
+            self._unknown(symbol, known)
+        else:  # listed, or the venue cannot say now: the feed state will
+            self._switch(symbol)
+
+    def _unknown(self, symbol: str, known) -> None:
+        """Say so; the current asset stays."""
+        near = difflib.get_close_matches(symbol, list(known), n=3)
+        self.notify(f"unknown symbol {symbol}: not a perpetual the venue lists "
+                    f"({len(known)} are)" + (f"; did you mean {', '.join(near)}?" if near else ""),
+                    severity="warning")
+
+    def _switch(self, symbol: str) -> None:
         self.symbol = symbol
         self._shown = None
+        self._last_live = 0.0  # its price and live column at once, not up to live_s later
         self.view.cursor = None
         if self.paused:
             self.paused = False
@@ -395,6 +444,9 @@ class LiqApp(App):
         if f.heatmap is not None:
             self._show(f, rescale=True)
             self._shown = None
+        else:  # not the previous asset's maps under this one's name
+            self.view.show(None, range_ms=UI_RANGES[self.range_name])
+            self.main.query_one(LiqMap).set_map(None)
         self._refresh()
 
     def action_next_asset(self) -> None:
@@ -457,6 +509,7 @@ class LiqApp(App):
     def set_palette(self, name: str) -> None:
         self.view.palette_name = name
         self.view.redraw()
+        self._shown = None  # the levels and the liquidation map follow at the next poll
 
     def action_pause(self) -> None:
         self.paused = not self.paused

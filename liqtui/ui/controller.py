@@ -1,8 +1,9 @@
 """Feeds and model for the app, without Textual: the same path as ``liqtui watch``.
 
-Per asset: backfill the displayed range first (so the first heatmap paints quickly), then the
-rest of the lookback, then follow the venue live (``BinanceLive`` with ``steps_from``,
-``on_steps``, ``on_event``, ``on_status``) into a ``SymbolSeries``. The current asset and the
+Per asset: backfill the displayed range first (so the first heatmap paints quickly), then
+follow the venue live (``BinanceLive`` with ``steps_from``, ``on_steps``, ``on_event``,
+``on_status``) into a ``SymbolSeries`` while the rest of the lookback is fetched beside it
+(retried with backoff until it arrives). The current asset and the
 most recently viewed ones stay live; older ones are stopped (their data is kept, and a later
 switch back fetches only the missing steps). Filters rebuild the model in a thread.
 
@@ -34,7 +35,7 @@ DAY = 86_400_000
 
 @dataclass
 class FeedEvent:
-    time: int        # local wall ms
+    time: int        # exchange ms (the controller's clock: the sim's in --demo)
     symbol: str
     text: str
 
@@ -58,6 +59,9 @@ class AssetFeed:
     tick_size: float | None = None
     used: float = 0.0                # monotonic time of the last switch to it
     live_task: asyncio.Task | None = None
+    older: tuple[int, int] | None = None  # the part of the lookback still to fetch (ms span)
+    older_task: asyncio.Task | None = None
+    older_error: str = ""            # why the last fetch of it failed, and when it retries
 
     @property
     def heatmap(self):
@@ -97,12 +101,15 @@ class AssetFeed:
 class Controller:
     def __init__(self, *, rest_url: str, ws_url: str, params: ModelParams, lookback_ms: int,
                  range_ms: int, settings: FeedSettings | None = None, keep_live: int = 3,
-                 clock=None):
+                 clock=None, ready=None):
         self.rest_url, self.ws_url = rest_url, ws_url
         self.params, self.lookback_ms, self.range_ms = params, lookback_ms, range_ms
         self.settings = settings or FeedSettings()
         self.keep_live = keep_live
         self.clock = clock or (lambda: int(time.time() * 1000))  # the exchange's clock
+        # async ready(symbol, progress): waits until the venue can serve it (--demo builds
+        # its symbols in the background); the asset shows "preparing" with the progress
+        self.ready = ready
         self.feeds: dict[str, AssetFeed] = {}
         self.events: deque[FeedEvent] = deque(maxlen=200)
         self.symbols: list[str] = []     # the venue's symbol set, once known
@@ -114,7 +121,7 @@ class Controller:
     # ------------------------------------------------------------------ events log
 
     def note(self, symbol: str, text: str, level=logging.INFO) -> None:
-        self.events.append(FeedEvent(int(time.time() * 1000), symbol, text))
+        self.events.append(FeedEvent(self.clock(), symbol, text))
         log.log(level, "%s %s", symbol, text)
 
     # ------------------------------------------------------------------ assets
@@ -166,11 +173,14 @@ class Controller:
             try:
                 if f.series.steps is None:
                     await self._backfill(f)
+                self._older_start(f)
                 await self._follow(f)
                 if self.closed:
                     return
                 raise RestError(f"the live feed stopped ({f.reason or 'no reason given'})")
             except asyncio.CancelledError:
+                if f.older_task is not None:
+                    f.older_task.cancel()  # resumed by the next switch to this asset
                 if f.live is not None:
                     await f.live.stop()
                 raise
@@ -181,9 +191,7 @@ class Controller:
                 f.tick += 1
                 return
             except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
-                msg = str(e) if isinstance(e, RestError) else f"{type(e).__name__}: {e}"
-                if not isinstance(e, RestError):
-                    log.exception("%s feed failed", f.symbol)
+                msg = _failure(f.symbol, e)
                 f.state, f.reason = FeedState.ERROR, f"{msg} · retrying in {delay:.0f} s"
                 f.error = f.reason
                 if f.series.steps is None:
@@ -196,14 +204,14 @@ class Controller:
                     f.phase, f.error = "waiting", ""
 
     async def _backfill(self, f: AssetFeed) -> None:
+        if self.ready is not None:
+            f.phase = "preparing"
+            await self.ready(f.symbol, self._progress(f))
+            f.progress = (0, 0)
         f.phase, f.state = "backfilling", FeedState.BACKFILLING
         rest = BinanceRest(self.rest_url, settings=self.settings)
         t0 = time.perf_counter()
-
-        def progress(done, total):
-            f.progress = (done, total)
-            f.tick += 1
-
+        progress = self._progress(f)
         try:
             info = await rest.symbol(f.symbol)
             f.tick_size = info.tick_size
@@ -220,19 +228,56 @@ class Controller:
             f.phase = "ready"
             self.note(f.symbol, f"backfilled {len(bf['time'])} steps in "
                                 f"{time.perf_counter() - t0:.1f} s")
-            self._live_start(f, bf.end)
             if self.lookback_ms > first_span:
-                older = await rest.backfill(info.symbol, bf.end - self.lookback_ms, bf.start,
-                                            progress=progress)
+                f.older = (bf.end - self.lookback_ms, bf.start)
+            self._live_start(f, bf.end)
+        finally:
+            await rest.close()
+        f.progress = (0, 0)
+
+    @staticmethod
+    def _progress(f: AssetFeed):
+        def progress(done, total):
+            f.progress = (done, total)
+            f.tick += 1
+        return progress
+
+    def _older_start(self, f: AssetFeed) -> None:
+        """Fetch the rest of the lookback beside the live feed, if it is still missing."""
+        if f.older is not None and (f.older_task is None or f.older_task.done()):
+            f.older_task = asyncio.get_running_loop().create_task(
+                self._older(f), name=f"older-{f.symbol}")
+
+    async def _older(self, f: AssetFeed) -> None:
+        """The part of the lookback before the displayed range; a failure is a visible state
+        (``older_error``) and is retried with backoff until it succeeds."""
+        delay = 2.0
+        t0 = time.perf_counter()
+        progress = self._progress(f)
+        while f.older is not None:
+            start, end = f.older
+            rest = BinanceRest(self.rest_url, settings=self.settings)
+            try:
+                older = await rest.backfill(f.symbol, start, end, progress=progress)
                 for w in older.warnings:
                     self.note(f.symbol, f"warning: {w}", logging.WARNING)
                 if len(older["time"]):
                     await self._extend_threaded(f, older)
+                f.older, f.older_error = None, ""
                 self.note(f.symbol, f"lookback complete: {len(f.series.steps['time'])} steps "
                                     f"in {time.perf_counter() - t0:.1f} s")
-        finally:
-            await rest.close()
-        f.progress = (0, 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
+                msg = _failure(f.symbol, e)
+                f.older_error = f"older history: retrying in {delay:.0f} s"  # the header's
+                self.note(f.symbol, f"{f.older_error} ({msg})", logging.ERROR)
+                f.tick += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+            finally:
+                f.progress = (0, 0)
+                await rest.close()
 
     async def _extend_threaded(self, f: AssetFeed, steps) -> None:
         """Merge a big batch off the event loop (the model run is the long part)."""
@@ -337,7 +382,7 @@ class Controller:
                          c.get("events"), c.get("malformed"), c.get("reconnects"),
                          c.get("step_fetches"), c.get("oi_polls"))
                 await f.live.stop()
-            for t in (f.task, f.live_task):
+            for t in (f.task, f.live_task, f.older_task):
                 if t is not None and not t.done():
                     t.cancel()
                     tasks.append(t)
@@ -347,41 +392,9 @@ class Controller:
             await self._rest.close()
 
 
-def demo_symbols(symbols) -> tuple[str, ...]:
-    """The symbols the simulated exchange can serve, of those asked for."""
-    from ..sim.market import CATALOGUE
-
-    return tuple(s for s in symbols if s in CATALOGUE) or ("BTCUSDT",)
-
-
-class Demo:
-    """The simulated exchange in-process on a free loopback port (``--demo``)."""
-
-    def __init__(self, symbols, *, seed: int = 1, history_days: float = 2.0,
-                 time_scale: float = 1.0, cache_dir=None, faults=None, market=None):
-        self.symbols, self.seed, self.history_days = tuple(symbols), seed, history_days
-        self.time_scale, self.cache_dir, self.faults = time_scale, cache_dir, faults
-        self.market = market  # prebuilt (the CLI builds it before Textual starts its threads)
-        self.exchange = None
-
-    async def start(self) -> None:
-        from ..sim.market import Market
-        from ..sim.server import SimExchange
-
-        if self.market is None:
-            self.market = await asyncio.to_thread(
-                Market, demo_symbols(self.symbols), self.seed, history_days=self.history_days,
-                time_scale=self.time_scale, cache_dir=self.cache_dir)
-        self.exchange = SimExchange(self.market, self.faults)
-        await self.exchange.start("127.0.0.1", 0)
-
-    @property
-    def symbols_served(self) -> list[str]:
-        return list(self.market.symbols) if self.market else []
-
-    def clock(self) -> int:
-        return self.market.now_ms() if self.market else int(time.time() * 1000)
-
-    async def stop(self) -> None:
-        if self.exchange is not None:
-            await self.exchange.stop()
+def _failure(symbol: str, e: Exception) -> str:
+    """A failure as a one-line reason; a venue error says itself, a bug of ours is logged."""
+    if isinstance(e, RestError):
+        return str(e)
+    log.exception("%s feed failed", symbol)
+    return f"{type(e).__name__}: {e}"

@@ -11,11 +11,15 @@ from textual.widgets import Static
 
 from ..report import usd
 
+# hex colours only: named ANSI colours go through Textual's theme and come back as other
+# colours in 16-colour terminals (red as magenta)
 STATE_STYLE = {
-    "LIVE": "bold green", "DEMO": "bold black on #ffd700", "REPLAY": "bold black on #5fafff",
-    "STALE": "bold black on #ffaf00", "RECONNECTING": "bold black on #ffaf00",
-    "CONNECTING": "bold #ffaf00", "BACKFILLING": "bold #5fafff", "BANNED": "bold white on red",
-    "ERROR": "bold white on red", "STOPPED": "dim", "PAUSED": "bold black on #d7d7d7",
+    "LIVE": "bold #5fff87", "DEMO": "bold #000000 on #ffd700",
+    "REPLAY": "bold #000000 on #5fafff", "STALE": "bold #000000 on #ffaf00",
+    "RECONNECTING": "bold #000000 on #ffaf00", "CONNECTING": "bold #ffaf00",
+    "BACKFILLING": "bold #5fafff", "PREPARING": "bold #5fafff",
+    "BANNED": "bold #ffffff on #d70000", "ERROR": "bold #ffffff on #d70000", "STOPPED": "dim",
+    "PAUSED": "bold #000000 on #d7d7d7",
 }
 LEGEND = "▁▂▃▅▇"
 
@@ -52,59 +56,68 @@ def _age(s: float) -> str:
 
 
 def header_text(h: HeaderInfo, width: int) -> Text:
-    """The header for ``width`` cells: less important parts go first when it does not fit."""
-    sep = (" · ", "dim")
-    parts: list[tuple[int, list]] = []   # (priority: lower is dropped first, pieces)
-    parts.append((9, [(h.symbol, "bold")]))
-    parts.append((2, [(h.venue, "")]))
+    """The header for ``width`` cells. When it does not fit, the parts take their short forms
+    first, then the least important go: the default filters, the venue, open interest, …
+    Kept longest: the asset, the feed state, the colour legend with the USD of full yellow
+    (required at 80×24), the price."""
+    parts: list[tuple[int, list, list]] = []   # (priority: lower goes first, full, short)
+
+    def add(prio, pieces, short=None):
+        parts.append((prio, pieces, pieces if short is None else short))
+
+    add(11, [(h.symbol, "bold")])
+    add(2, [(h.venue, "")], [(h.venue.split()[0], "")])
     if h.price is not None:
         piece = [(f"{h.price:,.{h.decimals}f}", "bold")]
         if h.change is not None:
             up = h.change >= 0
             piece.append((f" {'▲' if up else '▼'}{abs(h.change) * 100:.1f}%",
-                          "green" if up else "red"))
-        parts.append((8, piece))
+                          "#5fff87" if up else "#ff5f5f"))
+        add(8, piece)
     if h.oi_usd is not None:
-        parts.append((3, [("OI ", "dim"), (usd(h.oi_usd), "")]))
-    view = h.range_label + (f" ×{h.zoom:g}" if h.zoom != 1 else "")
-    parts.append((6, [(view, "")]))
-    parts.append((5, [("tiers: ", "dim"), (h.tiers, "bold" if h.tiers != "all" else "")]
-                  + ([(" sides: ", "dim"), (h.sides, "bold")] if h.sides != "both" else [])))
-    state = [(f" {h.state} ", STATE_STYLE.get(h.state, "bold"))]
+        add(3, [("OI ", "dim"), (usd(h.oi_usd), "")])
+    add(6, [(h.range_label + (f" ×{h.zoom:g}" if h.zoom != 1 else ""), "")])
+    tiers = (h.tiers, "bold" if h.tiers != "all" else "")
+    sides = [(h.sides, "bold")] if h.sides != "both" else []
+    filtered = h.tiers != "all" or bool(sides)
+    add(5 if filtered else 1,
+        [("tiers: ", "dim"), tiers] + ([(" sides: ", "dim"), *sides] if sides else []),
+        [tiers] + [(" ", ""), *sides] * bool(sides) if filtered else [])
+    badge = (f" {h.state} ", STATE_STYLE.get(h.state, "bold"))
+    tail = []
     if h.age_s is not None and h.state in ("LIVE", "STALE", "RECONNECTING"):
-        state.append((f" {_age(h.age_s)}", "" if h.age_s < 10 else "bold #ffaf00"))
+        tail.append((f" {_age(h.age_s)}", "" if h.age_s < 10 else "bold #ffaf00"))
     if h.progress[1]:
-        state.append((f" {h.progress[0] * 100 // max(h.progress[1], 1)}%", "#5fafff"))
-    if h.demo:
-        state = [(" DEMO ", STATE_STYLE["DEMO"]), (" ", "")] + state
-    if h.paused:
-        state = [(" PAUSED ", STATE_STYLE["PAUSED"]), (" ", "")] + state
-    parts.append((10, state))
+        tail.append((f" {h.progress[0] * 100 // max(h.progress[1], 1)}%", "#5fafff"))
+    lead = [(" PAUSED ", STATE_STYLE["PAUSED"])] * h.paused + [(" DEMO ", STATE_STYLE["DEMO"])] * h.demo
+    gap = [(" ", "")]
+    add(10, [x for b in lead for x in (b, *gap)] + [badge] + tail, lead + [badge] + tail)
     if h.legend_usd is not None:
-        parts.append((4, [(LEGEND, "#ffd700"), (f" 0…{usd(h.legend_usd)}", "")]))
+        add(9, [(LEGEND, "#ffd700"), (f" 0…{usd(h.legend_usd)}", "")],
+            [(LEGEND[::2], "#ffd700"), (f" 0…{usd(h.legend_usd)}", "")])
     if h.note:
-        parts.append((7, [(h.note, "bold #ffaf00")]))
+        add(7, [(h.note, "bold #ffaf00")])
 
-    def build(keep):
+    def build(keep, short):
         t = Text(no_wrap=True, overflow="ellipsis")
-        first = True
-        for prio, pieces in parts:
-            if prio not in keep:
+        for prio, full, brief in parts:
+            pieces = brief if short else full
+            if prio not in keep or not pieces:
                 continue
-            if not first:
-                t.append(*sep)
-            first = False
+            if t:
+                t.append(" · ", "dim")
             for s, style in pieces:
                 t.append(s, style)
         return t
 
-    keep = {p for p, _ in parts}
+    keep = {p[0] for p in parts}
     for drop in sorted(keep):
-        t = build(keep)
-        if t.cell_len <= width or len(keep) <= 3:
-            return t
+        for short in (False, True):
+            t = build(keep, short)
+            if t.cell_len <= width or len(keep) <= 3:
+                return t
         keep.discard(drop)
-    return build(keep)
+    return build(keep, True)
 
 
 class HeaderBar(Static):

@@ -441,17 +441,19 @@ class HeatmapView(Widget, can_focus=True):
 
     def show(self, hm, *, range_ms: float, price_center: float | None = None, zoom: float = 1.0,
              rescale: bool = False, end_ms: float | None = None) -> None:
-        """Draw ``hm`` over the last ``range_ms`` (ending at ``end_ms``, default ``hm.as_of``).
+        """Draw ``hm`` over the last ``range_ms`` (ending at ``end_ms``, default ``hm.as_of``);
+        ``None`` clears the view (an asset whose data are not there yet).
 
         Redraws the grid and both axes (call on column rolls and user actions, not per tick).
         ``price_center`` defaults to the last live price, else ``hm.reference_price``.
         ``rescale=True`` (or an unset scale) takes a new colour scale from the visible pixels.
         """
         old = self.hm
-        if old is not None and hm is not None and (
+        if hm is None or old is not None and (
                 old.bin_offset != hm.bin_offset or len(old.prices) != len(hm.prices)):
-            # another grid (another asset): the live column and price belong to the old one
+            # nothing, or another grid (another asset): the live data belong to the old one
             self.live_column = self.live_state = self.price = None
+            self.markers = []
         self.hm, self.range_ms, self.zoom = hm, float(range_ms), float(zoom)
         self.end_ms = end_ms
         if price_center is not None:

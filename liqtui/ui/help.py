@@ -47,10 +47,15 @@ class HelpScreen(ModalScreen):
     HelpScreen > VerticalScroll { width: 104; max-width: 100%; height: auto; max-height: 100%;
         border: round $accent; background: $surface; padding: 0 1; }
     HelpScreen #help-tables { height: auto; }
+    HelpScreen.-narrow #help-tables { layout: vertical; }
     HelpScreen .help-col { width: 1fr; height: auto; }
     HelpScreen #help-how { margin-top: 1; }
     """
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help_close")]
+
+    def on_resize(self, event) -> None:
+        # one table under the other when two side by side would cut the ids
+        self.set_class(event.size.width < 100, "-narrow")
 
     def _table(self, groups) -> Table:
         keymap = getattr(self.app, "_keymap", {})
@@ -62,7 +67,8 @@ class HelpScreen(ModalScreen):
         for group, title in GROUPS:
             if group not in groups:
                 continue
-            table.add_row(Text(title, style="bold underline"), "", "")
+            # in the wide column: the key column is too narrow for it
+            table.add_row("", Text(title, style="bold underline"), "")
             for k in KEYS:
                 if k.group != group or (k in digits and k is not digits[0]):
                     continue

@@ -1,13 +1,23 @@
 """The cumulative liquidation map, drawn with plotext: long USD liquidated if price falls to a
-level (left of the price), short USD if it rises (right). Small, redrawn at most once a second."""
+level (left of the price), short USD if it rises (right). Small, redrawn at most once a second.
+
+plotext colours by ANSI number; those are replaced by the heatmap palette's own colours (long
+and short markers, axis grey), so the map follows ``--colors`` and ``NO_COLOR`` like the rest:
+in 16 colours an ANSI number would otherwise go through Textual's theme and come back as
+another colour (red as magenta, the grey price line as bright white)."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
-from rich.text import Text
+from rich.style import Style
+from rich.text import Span, Text
 from textual.widgets import Static
+
+from .palette import Palette, get_palette
+
+LONG, SHORT, LINE = 1, 2, 7   # the ANSI numbers plot() draws with, replaced by recolour()
 
 
 class LiqMap(Static):
@@ -20,12 +30,14 @@ class LiqMap(Static):
         super().__init__("", **kw)
         self._map = None
         self._window = 0.06
+        self._palette = get_palette("truecolor")
         self._last = 0.0
         self._key = None
         self._pending = False
 
-    def set_map(self, lm, window: float = 0.06) -> None:
+    def set_map(self, lm, window: float = 0.06, palette: Palette | None = None) -> None:
         self._map, self._window = lm, window
+        self._palette = palette or self._palette
         self._pending = True
         self.draw()
 
@@ -46,11 +58,12 @@ class LiqMap(Static):
         if lm is None:
             self.update(Text("liquidation map: waiting for data", style="dim"), layout=False)
             return
-        key = (id(lm), w, h, self._window)
+        key = (id(lm), w, h, self._window, self._palette.name)
         if key == self._key:
             return
         self._key = key
-        self.update(Text.from_ansi(plot(lm, w, h, self._window)), layout=False)
+        self.update(recolour(Text.from_ansi(plot(lm, w, h, self._window)), self._palette),
+                    layout=False)
 
 
 def plot(lm, width: int, height: int, window: float = 0.06) -> str:
@@ -71,14 +84,29 @@ def plot(lm, width: int, height: int, window: float = 0.06) -> str:
     plt.plot_size(width, height)
     plt.theme("clear")
     plt.frame(False)
-    plt.plot(x, longs / div, color="red", marker="braille")
-    plt.plot(x, shorts / div, color="green", marker="braille")
-    plt.vertical_line(ref, color="white")
+    plt.plot(x, longs / div, color=LONG, marker="braille")
+    plt.plot(x, shorts / div, color=SHORT, marker="braille")
+    plt.vertical_line(ref, color=LINE)
     plt.title(f"cumulative liq. USD{unit and ' (' + unit + ')'}: longs ↓ shorts ↑")
     lo, hi = float(x[0]), float(x[-1])
     plt.xticks([lo, ref, hi], [_short(lo), _short(ref), _short(hi)])
     plt.yticks([0, top / div], ["0", f"{top / div:.0f}" if top / div >= 10 else f"{top / div:.1f}"])
     return plt.build()
+
+
+def recolour(text: Text, palette: Palette) -> Text:
+    """plotext's ANSI colours → the palette's (none at all for mono)."""
+    colours = {LONG: palette.marker_styles["long"][0].color,
+               SHORT: palette.marker_styles["short"][0].color, LINE: palette.axis_style.color}
+    spans = []
+    for sp in text.spans:
+        st = sp.style if isinstance(sp.style, Style) else Style.parse(str(sp.style))
+        if st.color is not None and st.color.number in colours:
+            st = st + Style(color=colours[st.color.number]) if colours[st.color.number] \
+                else Style(bold=st.bold)
+        spans.append(Span(sp.start, sp.end, st))
+    text.spans = spans
+    return text
 
 
 def _short(p: float) -> str:
