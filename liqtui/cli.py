@@ -69,8 +69,12 @@ def _add_app_args(p) -> None:
                    help="colour depth (default auto; NO_COLOR is honoured)")
     a.add_argument("--local-time", action="store_true", help="time axis in local time (default UTC)")
     a.add_argument("--log", metavar="FILE", help="write what the feeds do to FILE")
-    a.add_argument("--rest-url", metavar="URL", help="REST base URL (env LIQTUI_BINANCE_REST_URL)")
-    a.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (env LIQTUI_BINANCE_WS_URL)")
+    a.add_argument("--venue", choices=["binance", "bybit", "okx", "all"], default="binance",
+                   help="venue shown first; all: the venues summed (default binance; v cycles)")
+    a.add_argument("--rest-url", metavar="URL",
+                   help="REST base URL of --venue (env LIQTUI_<VENUE>_REST_URL for each venue)")
+    a.add_argument("--ws-url", metavar="URL",
+                   help="WebSocket base URL of --venue (env LIQTUI_<VENUE>_WS_URL for each venue)")
     a.add_argument("--config", metavar="FILE", help="config file (TOML)")
     a.add_argument("--demo-days", type=_positive_float, default=2.0, metavar="D",
                    help="--demo: days of simulated history (default 2)")
@@ -389,9 +393,11 @@ def cmd_app(args) -> int:
     if UI_RANGES[range_name] > lookback:
         lookback = UI_RANGES[range_name]
     try:
-        rest_url, ws_url = _binance_urls(args)
+        urls = _app_urls(args)
     except ValueError as e:
         return _error(str(e))
+    rest_url, ws_url = urls["binance"]
+    asked = "binance" if args.venue == "all" else args.venue  # the venue to check the symbol with
     try:
         from .ui.keys import keymap
 
@@ -440,14 +446,14 @@ def cmd_app(args) -> int:
         demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
         demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
         demo_market=first and first[0], demo_first=first and first[1],
-        local_time=args.local_time, started=started)
+        local_time=args.local_time, started=started, venue=args.venue, venue_urls=urls)
     if args.demo and lookback > args.demo_days * 86_400_000:
         opts.lookback_ms = int(args.demo_days * 86_400_000)
         if UI_RANGES[range_name] > opts.lookback_ms:
             opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
     logger.info("liqtui %s starting: %s %s", __version__, "demo" if args.demo else rest_url, symbol)
     if not args.demo:
-        unknown = _unknown_symbol(rest_url, symbol, feed_settings)
+        unknown = _unknown_symbol(asked, urls[asked][0], symbol, feed_settings)
         if unknown:
             return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
                           f"{unknown}")
@@ -455,19 +461,32 @@ def cmd_app(args) -> int:
     return 0
 
 
-def _unknown_symbol(rest_url: str, symbol: str, feed_settings) -> str | None:
+def _app_urls(args) -> dict:
+    """venue → (REST, WS) base URLs: --rest-url/--ws-url for --venue, env, the venue's own."""
+    from .feeds.venues import VENUES
+
+    if args.venue == "all" and (args.rest_url or args.ws_url):
+        raise ValueError("--rest-url/--ws-url name one venue's URL; with --venue all set each "
+                         "venue's LIQTUI_<VENUE>_REST_URL / _WS_URL in the environment")
+    return {name: v.urls(*((args.rest_url, args.ws_url) if name == args.venue else ()))
+            for name, v in VENUES.items()}
+
+
+def _unknown_symbol(venue: str, rest_url: str, symbol: str, feed_settings) -> str | None:
     """Ask the venue once, briefly, whether it lists ``symbol``: the reason if it does not,
     else None. A venue that cannot be reached (or is slow, or limits us) is not a verdict:
     the app starts and shows the feed state."""
     import asyncio
     from dataclasses import replace
 
-    from .feeds import BinanceRest, UnknownSymbolError
+    from .feeds import UnknownSymbolError
 
     quick = replace(feed_settings, rest_retries=0, rest_timeout_s=3.0)
 
     async def ask() -> None:
-        async with BinanceRest(rest_url, settings=quick) as rest:
+        from .feeds.venues import VENUES
+
+        async with VENUES[venue].rest_class()(rest_url, settings=quick) as rest:
             await rest.exchange_info(max_wait=1.0)
             await rest.symbol(symbol)
 
