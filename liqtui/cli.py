@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--json", action="store_true", help="print a JSON document (schema 1)")
     io.add_argument("--config", metavar="FILE", help="config file (TOML)")
 
+    _add_levels_store_args(lv)
     _add_model_args(lv)
 
     wt = sub.add_parser(
@@ -203,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--faults", default="", metavar="SPEC", help="faults to inject (see below)")
     sm.add_argument("--fidelity", action="store_true",
                     help="score the model against the simulated traders' true map and exit")
+    _add_store_commands(sub)
+    _add_app_store_args(parser)
     return parser
 
 
@@ -446,18 +449,26 @@ def cmd_app(args) -> int:
         demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
         demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
         demo_market=first and first[0], demo_first=first and first[1],
-        local_time=args.local_time, started=started, venue=args.venue, venue_urls=urls)
+        local_time=args.local_time, started=started, venue=args.venue, venue_urls=urls,
+        replay=getattr(args, "replay", None))
     if args.demo and lookback > args.demo_days * 86_400_000:
         opts.lookback_ms = int(args.demo_days * 86_400_000)
         if UI_RANGES[range_name] > opts.lookback_ms:
             opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
     logger.info("liqtui %s starting: %s %s", __version__, "demo" if args.demo else rest_url, symbol)
-    if not args.demo:
+    if not args.demo and opts.replay is None:
         unknown = _unknown_symbol(asked, urls[asked][0], symbol, feed_settings)
         if unknown:
             return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
                           f"{unknown}")
-    LiqApp(opts).run()
+    opts.store, status = _app_store(args, settings, opts)
+    if status is not None:
+        return status
+    try:
+        LiqApp(opts).run()
+    finally:
+        if opts.store is not None:
+            opts.store.close()  # flushes what the app saw live
     return 0
 
 
@@ -685,13 +696,17 @@ def cmd_levels(args) -> int:
     from .model import build_heatmap
     from .report import levels_document, levels_text
 
+    if args.venue == "all" and args.source == "store":
+        return _error("--venue all reads the venues over the network; with --source store "
+                      "name one venue")
     every = args.venue == "all" and not by_files
     try:
         if every:
             bars, failed, tick = _all_venues_input(args)
             symbol, warnings = args.symbol.upper(), []
         else:
-            bars, symbol, warnings, tick = _files_input(args) if by_files else _network_input(args)
+            bars, symbol, warnings, tick = (_files_input(args) if by_files else _store_input(args)
+                                            if args.source == "store" else _network_input(args))
     except _Exit as e:
         return e.status
     if tick and params.tick_size is None and params.bin_width is None:
@@ -784,3 +799,374 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+# ================================================================ the store: record, store info
+
+STEP_MS = 300_000
+
+RECORD_EPILOG = """\
+The store is $XDG_DATA_HOME/liqtui/liqtui.db (~/.local/share/liqtui/liqtui.db); --data-dir,
+LIQTUI_DATA_DIR or [store] data_dir in the config file choose another directory, and
+[store] retention (default 365d) how long data is kept. --demo records into the demo/
+directory inside it, so simulated data never mixes with real captures.
+
+examples:
+  liqtui record --symbols BTCUSDT,ETHUSDT,SOLUSDT
+  liqtui record --venue all --symbol-file perps.txt --backfill 7d
+  liqtui record --demo --symbols BTCUSDT,ETHUSDT --duration 600
+"""
+
+
+def _add_store_commands(sub) -> None:
+    rc = sub.add_parser(
+        "record",
+        help="capture symbols into the local store, headless (no TUI)",
+        description="Record what the venues send into the local store: each symbol's missing "
+        "closed steps are\nbackfilled, then closed steps, open interest, mark prices and realized "
+        "liquidations are\nfollowed live. Feed states are printed as plain lines; Ctrl-C or "
+        "SIGTERM flushes the store\nand reports what was captured.",
+        epilog=RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rc.set_defaults(handler=cmd_record)
+    # the registry's names, spelled out: importing it here would slow every --help
+    rc.add_argument("--venue", choices=("binance", "bybit", "okx", "all"), default="binance",
+                    help="venue, or all of them (default binance)")
+    rc.add_argument("--symbols", type=_symbols, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
+    rc.add_argument("--symbol-file", metavar="FILE",
+                    help="more symbols, one a line (# starts a comment)")
+    rc.add_argument("--backfill", default="30d", metavar="DURATION",
+                    help="history to fetch for a symbol new to the store, up to 30d (default 30d)")
+    rc.add_argument("--every", type=_positive_float, default=60.0, metavar="S",
+                    help="seconds between status lines (default 60)")
+    rc.add_argument("--duration", type=_positive_float, default=None, metavar="S",
+                    help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
+    rc.add_argument("--rest-url", metavar="URL", help="REST base URL (one venue; env "
+                    "LIQTUI_<VENUE>_REST_URL)")
+    rc.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (one venue; env "
+                    "LIQTUI_<VENUE>_WS_URL)")
+    _add_data_dir_args(rc)
+    rc.add_argument("--retention", metavar="DURATION",
+                    help="prune data older than this, e.g. 90d, or off (default 365d; env "
+                         "LIQTUI_RETENTION, [store] retention)")
+    d = rc.add_argument_group("--demo: the simulated exchange, in-process")
+    d.add_argument("--demo", action="store_true", help="record from the simulated exchange")
+    d.add_argument("--demo-days", type=_positive_float, default=1.0, metavar="D",
+                   help="days of simulated history (default 1)")
+    d.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="X",
+                   help="simulated seconds per real second (default 1)")
+    d.add_argument("--demo-seed", type=int, default=1, metavar="N", help="market seed")
+
+    st = sub.add_parser("store", help="the local store: what it holds",
+                        description="The local store of captured data.")
+    ss = st.add_subparsers(dest="store_command", title="commands", metavar="COMMAND",
+                           required=True)
+    info = ss.add_parser(
+        "info", help="per venue and symbol: bars, open-interest points, liquidations, span",
+        description="What the store holds, per venue and symbol, and how big it is.")
+    info.set_defaults(handler=cmd_store_info)
+    info.add_argument("--json", action="store_true",
+                      help='a JSON document: {"path", "bytes", "series": [{"venue", "symbol", '
+                           '"bars", "open_interest", "liquidations", "first", "last"}…]} '
+                           "(times in ms)")
+    _add_data_dir_args(info)
+    _add_replay_command(sub)
+
+
+DATA_DIR_HELP = "store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA_DIR)"
+
+
+def _add_data_dir_args(p) -> None:
+    p.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP)
+    p.add_argument("--config", metavar="FILE", help="config file (TOML)")
+
+
+def _add_levels_store_args(lv) -> None:
+    s = lv.add_argument_group("input: the local store (instead of the network)")
+    s.add_argument("--source", choices=("network", "store"), default="network",
+                   help="with --symbol: fetch over the network, or read what liqtui record "
+                        "stored (default network)")
+    s.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP)
+
+
+def _read_symbol_file(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ValueError(f"--symbol-file {path}: cannot read ({e.strerror or e})") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        for word in line.split("#")[0].replace(",", " ").split():
+            if not word.isalnum():
+                raise ValueError(f"--symbol-file {path}, line {n}: {word!r} is not accepted, "
+                                 "expected symbols like BTCUSDT, one a line")
+            out.append(word.upper())
+    return out
+
+
+def _record_targets(args, symbols, Target) -> list:
+    """One ``Target`` per venue asked for whose clients this build has (ValueError if none)."""
+    from .feeds.venues import venues
+
+    targets, missing = [], []
+    for v in venues(args.venue):
+        try:
+            rest_cls, live_cls = v.rest_class(), v.live_class()
+        except (ImportError, AttributeError):
+            missing.append(v.name)
+            continue
+        urls = ("", "") if args.demo else v.urls(args.rest_url, args.ws_url)
+        targets.append(Target(v.name, rest_cls, live_cls, *urls, list(symbols)))
+    if missing and not targets:
+        raise ValueError(f"--venue {args.venue}: not available in this build of liqtui")
+    for name in missing:
+        _warn(f"{name}: not available in this build of liqtui; not recorded")
+    return targets
+
+
+def cmd_record(args) -> int:
+    import asyncio
+
+    from .config import parse_duration
+
+    try:
+        backfill_ms = parse_duration(args.backfill)
+    except ValueError:
+        backfill_ms = 0
+    if not STEP_MS <= backfill_ms <= 30 * 86_400_000:
+        return _error(f"--backfill {args.backfill!r} is not accepted, expected a duration from "
+                      "5m to 30d, e.g. 7d")
+    try:
+        settings, _, feed_settings = _settings(args)
+        symbols = list(args.symbols or ())
+        if args.symbol_file:
+            symbols += _read_symbol_file(args.symbol_file)
+    except (ConfigError, ValueError) as e:  # a bad setting, an unreadable symbol file
+        return _error(str(e))
+    symbols = list(dict.fromkeys(symbols))
+    if not symbols:
+        return _error("nothing to record: give --symbols A,B or --symbol-file FILE")
+    if (args.rest_url or args.ws_url) and (args.venue == "all" or args.demo):
+        return _error("--rest-url/--ws-url are one venue's URLs: give --venue NAME (not all), "
+                      "without --demo")
+    from .record import Recorder, Target, validate
+    from .store import Store, StoreError
+    from .store import check as check_store
+
+    try:
+        targets = _record_targets(args, symbols, Target)
+    except ValueError as e:
+        return _error(str(e))
+    path = settings.store_path()
+    if args.demo and "data_dir" not in settings.values:
+        path = path.parent / "demo" / path.name  # simulated data never mixes with captures
+    try:
+        check_store(path, create=True)  # refuse a bad file before building the demo
+    except StoreError as e:
+        return _error(str(e))
+    market = None
+    if args.demo:  # built before any thread starts: a cold build forks worker processes
+        from .sim.market import CATALOGUE, Market
+
+        unknown = [s for s in symbols if s not in CATALOGUE]
+        if unknown:
+            return _error(f"--symbols {','.join(unknown)}: the simulated exchange does not list "
+                          f"{'it' if len(unknown) == 1 else 'them'}; --demo serves "
+                          f"{', '.join(sorted(CATALOGUE))}")
+        try:
+            market = Market(symbols, args.demo_seed, history_days=args.demo_days,
+                            time_scale=args.demo_speed, cache_dir=_sim_cache())
+        except ValueError as e:
+            return _error(str(e))
+    try:
+        store = Store(path, retention_days=settings.retention_days)
+    except StoreError as e:
+        return _error(str(e))
+
+    async def main() -> int:
+        demo = None
+        if market is not None:
+            from .ui.demo import Demo
+
+            demo = Demo(symbols, market=market)
+            await demo.start()
+            print(f"simulated exchange: {demo.exchange.rest_url} · {demo.exchange.ws_url}",
+                  flush=True)
+            for t in targets:
+                t.rest_url, t.ws_url = demo.exchange.rest_url, demo.exchange.ws_url
+        try:
+            unknown = await validate(targets, feed_settings)
+            if unknown:
+                return _error(f"--symbols: {', '.join(unknown)}: not listed by "
+                              f"{' or '.join(t.venue for t in targets)} (perpetuals only)")
+            live = [t for t in targets if t.symbols]
+            rec = Recorder(store, live, settings=feed_settings, backfill_ms=backfill_ms,
+                           every=args.every, duration=args.duration)
+            return await rec.run()
+        finally:
+            if demo is not None:
+                await demo.stop()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        store.close()
+
+
+def _open_store_readonly(args):
+    from .store import Store, StoreError
+
+    try:
+        settings = load_settings(_flags(args), config_path=args.config)
+        return Store(settings.store_path(), readonly=True)
+    except (ConfigError, StoreError) as e:
+        raise _Exit(_error(str(e))) from None
+
+
+def cmd_store_info(args) -> int:
+    try:
+        store = _open_store_readonly(args)
+    except _Exit as e:
+        return e.status
+    with store:
+        info = store.info()
+    if args.json:
+        import json
+
+        print(json.dumps(info, indent=2))
+        return 0
+    from .report import utc
+
+    if store.missing:
+        print(f"no store at {info['path']} yet (liqtui record creates it)")
+        return 0
+    size = info["bytes"]
+    print(f"store {info['path']} · " + (f"{size / 1e6:,.1f} MB" if size >= 1e6 else
+                                        f"{size / 1e3:,.0f} kB"))
+    rows = [("venue", "symbol", "bars", "open interest", "liquidations", "first", "last")]
+    for s in info["series"]:
+        rows.append((s["venue"], s["symbol"], f"{s['bars']:,}", f"{s['open_interest']:,}",
+                     f"{s['liquidations']:,}", utc(s["first"]) if s["first"] else "-",
+                     utc(s["last"]) if s["last"] else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  " + "  ".join(c.rjust(w) if 2 <= i <= 4 else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    return 0
+
+
+def _store_input(args):
+    """The lookback's closed steps from the store, ending at the newest stored step."""
+    store = _open_store_readonly(args)
+    sym = args.symbol.upper()
+    with store:
+        last = store.last_step(args.venue, sym)
+        if last is None:
+            raise _Exit(_error(f"{args.venue} {sym}: nothing stored in {store.path}; record it "
+                               f"first: liqtui record --venue {args.venue} --symbols {sym}"))
+        end = last + STEP_MS
+        bars = store.steps(args.venue, sym, end - RANGES[args.range], end)
+        tick = store.tick_size(args.venue, sym)
+    return bars, sym, [], tick
+
+
+# ================================================================ the store in the app, replay
+
+
+def _add_app_store_args(parser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP + "; the app paints "
+                        "from the store at once and keeps what it sees live there")
+
+
+def _add_replay_command(sub) -> None:
+    rp = sub.add_parser(
+        "replay", help="play stored data through the app, as if it were live",
+        description="Play what liqtui stored (liqtui record, or the app itself) through the "
+        "app, as if it\nwere live: REPLAY in the header, p pauses, . and , double or halve "
+        "the speed.",
+        epilog="times: 2026-11-30T10:00 or 2026-11-30 10:00 (UTC), a date, or ms since the "
+        "epoch\n\nexample:\n  liqtui replay --symbol BTCUSDT --from 2026-11-30T08:00 --to "
+        "2026-11-30T12:00 --speed 60",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.set_defaults(handler=cmd_replay)
+    rp.add_argument("--symbol", required=True, metavar="SYMBOL", help="perpetual, e.g. BTCUSDT")
+    rp.add_argument("--from", dest="replay_from", required=True, metavar="TIME",
+                    help="where the replay starts (UTC)")
+    rp.add_argument("--to", dest="replay_to", required=True, metavar="TIME",
+                    help="where it ends (UTC)")
+    rp.add_argument("--speed", type=_positive_float, default=1.0, metavar="N",
+                    help="replayed seconds per real second (default 1; . and , in the app)")
+    rp.add_argument("--range", metavar="RANGE", help="displayed range: 12h, 24h, 3d, 7d, 30d")
+    rp.add_argument("--lookback", metavar="DURATION",
+                    help="what the model runs over before the start, up to 30d (default 30d)")
+    rp.add_argument("--colors", choices=list(COLOR_SYSTEMS), default="auto",
+                    help="colour depth (default auto; NO_COLOR is honoured)")
+    rp.add_argument("--local-time", action="store_true", help="time axis in local time")
+    rp.add_argument("--log", metavar="FILE", help="write what the replay does to FILE")
+    _add_data_dir_args(rp)
+    _add_model_args(rp)
+
+
+def _parse_time(text: str, what: str) -> int:
+    """UTC ISO date/time or ms since the epoch -> ms; ValueError naming the value."""
+    from datetime import datetime, timezone
+
+    s = text.strip()
+    if s.isdigit():
+        return int(s)
+    try:
+        t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not accepted, expected a UTC time such as "
+                         "2026-11-30T10:00, a date, or ms since the epoch") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return int(t.timestamp() * 1000)
+
+
+def _app_store(args, settings, opts):
+    """(the app's store or None, an exit status or None). A replay needs the store; the live
+    app runs without one it cannot use (a warning says why); --demo keeps nothing."""
+    from .store import Store, StoreError
+
+    if args.demo:
+        return None, None
+    path = settings.store_path()
+    try:
+        if opts.replay is not None:
+            return Store(path, readonly=True), None
+        return Store(path, retention_days=settings.retention_days), None
+    except StoreError as e:
+        if opts.replay is not None:
+            return None, _error(str(e))
+        _warn(f"{e}; running without the store")
+        return None, None
+
+
+def cmd_replay(args) -> int:
+    from .store import Store, StoreError
+    from .ui.controller import ReplaySpec
+
+    try:
+        start = _parse_time(args.replay_from, "--from")
+        end = _parse_time(args.replay_to, "--to")
+        settings = load_settings(_flags(args), config_path=args.config)
+    except (ValueError, ConfigError) as e:
+        return _error(str(e))
+    if end <= start:
+        return _error(f"--to {args.replay_to!r} must be after --from {args.replay_from!r}")
+    symbol = args.symbol.strip().upper()
+    try:
+        with Store(settings.store_path(), readonly=True) as st:
+            n = len(st.steps("binance", symbol, start, end)["time"])
+            if st.missing or not (n or len(st.marks("binance", symbol, start, end)["time"])):
+                return _error(f"binance {symbol}: nothing stored between {args.replay_from} and "
+                              f"{args.replay_to} in {st.path}; see liqtui store info")
+    except StoreError as e:
+        return _error(str(e))
+    # the app, with the replay as its feed: its options are the app's (no venue, no demo)
+    args.command, args.demo, args.watchlist = None, False, symbol
+    args.rest_url = args.ws_url = None
+    args.demo_days, args.demo_speed, args.demo_seed = 1.0, 1.0, 1
+    args.replay = ReplaySpec(start, end, args.speed)
+    return cmd_app(args)

@@ -22,6 +22,10 @@ The config file is ``--config FILE``, else ``$LIQTUI_CONFIG``, else
     [keys]                     # binding id = "key" or "key1,key2" (see the help screen, ?)
     next_asset = "n"
 
+    [store]                    # the local store of what was captured (liqtui record, the app)
+    data_dir = "~/.local/share/liqtui"   # default $XDG_DATA_HOME/liqtui
+    retention = "365d"         # prune what is older (a duration, or "off")
+
 Model settings left unset fall through to ``ModelParams``'s own defaults, so there is one place
 that defines them. Kept free of numpy so that importing it costs nothing.
 """
@@ -37,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_THRESHOLD = 0.85
+DEFAULT_RETENTION_DAYS = 365.0
+STORE_FILENAME = "liqtui.db"
 
 
 class ConfigError(ValueError):
@@ -191,6 +197,27 @@ def _lookback(v):
     return ms
 
 
+def _data_dir(v):
+    if not isinstance(v, str) or not v.strip():
+        raise _Bad
+    return str(Path(v.strip()).expanduser())
+
+
+def _retention(v):
+    """A duration of at least a day, or off -> days (None: keep everything)."""
+    if isinstance(v, str) and v.strip().lower() in ("off", "none"):
+        return None
+    if not isinstance(v, str):
+        raise _Bad
+    try:
+        ms = parse_duration(v)
+    except ValueError:
+        raise _Bad from None
+    if ms < 86_400_000:
+        raise _Bad
+    return ms / 86_400_000
+
+
 def _seconds(v):
     """A duration such as '30s', '2m', '23h50m' -> seconds (a bare number is ambiguous)."""
     if not isinstance(v, str):
@@ -254,10 +281,15 @@ OPTIONS = {
         Option("ui", "range", "LIQTUI_RANGE", "--range", _range, "12h, 24h, 3d, 7d or 30d"),
         Option("ui", "lookback", "LIQTUI_LOOKBACK", "--lookback", _lookback,
                "a duration from 1h to 30d, e.g. 30d, 7d, 36h"),
+        # the local store (liqtui.store)
+        Option("store", "data_dir", "LIQTUI_DATA_DIR", "--data-dir", _data_dir,
+               "a directory, e.g. ~/.local/share/liqtui"),
+        Option("store", "retention", "LIQTUI_RETENTION", "--retention", _retention,
+               "a duration of at least 1d, e.g. 90d, or off"),
     )
 }
 TABLES = {t: [o.key for o in OPTIONS.values() if o.table == t]
-          for t in ("model", "colour", "feeds", "ui")}
+          for t in ("model", "colour", "feeds", "ui", "store")}
 TABLES["keys"] = []  # binding id -> keys; the ids are the UI's (validated by liqtui.ui.keys)
 DEFAULT_WATCHLIST = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
 # config key -> FeedSettings name
@@ -284,6 +316,16 @@ class Settings:
     @property
     def threshold(self) -> float:
         return self.values.get("threshold", DEFAULT_THRESHOLD)
+
+    def store_path(self, env=None) -> Path:
+        """The store file: [store] data_dir (or --data-dir, LIQTUI_DATA_DIR), else the XDG data
+        directory."""
+        d = self.values.get("data_dir")
+        return (Path(d) if d else default_data_dir(env)) / STORE_FILENAME
+
+    @property
+    def retention_days(self) -> float | None:
+        return self.values.get("retention", DEFAULT_RETENTION_DAYS)
 
     def model_kwargs(self) -> dict:
         """Keyword arguments for ``ModelParams``/``build_heatmap`` (unset keys omitted)."""
@@ -314,6 +356,15 @@ class Settings:
             return FeedSettings(**kw)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+
+def default_data_dir(env=None) -> Path:
+    """``$XDG_DATA_HOME/liqtui`` (an absolute one, as the XDG spec says), else
+    ~/.local/share/liqtui."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share"
+    return root / "liqtui"
 
 
 def default_config_path(env=None) -> Path:

@@ -101,6 +101,15 @@ def dumps(tmp_path):
     return make
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_data_dir(tmp_path_factory):
+    """The app keeps what it sees in the user's data directory (the store): never in tests
+    (subprocesses inherit this; a test may set its own)."""
+    import os
+
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+
+
 @pytest.fixture
 def isolated_env(tmp_path, monkeypatch):
     """No LIQTUI_* variables, NO_COLOR or user config file from the developer's machine."""

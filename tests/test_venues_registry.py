@@ -36,3 +36,14 @@ def test_binance_clients_load_lazily():
     b = VENUES["binance"]
     assert b.rest_class() is BinanceRest and b.live_class() is BinanceLive
     assert issubclass(BinanceLive, LiveFeed) and BinanceLive.VENUE == "binance"
+
+
+def test_the_table_is_light_to_import():
+    """The CLI lists the venues in --help: reading the table must not load aiohttp or numpy."""
+    import subprocess
+    import sys
+
+    code = ("import sys, liqtui.feeds.venues as v; v.venues('all'); "
+            "print(','.join(m for m in ('aiohttp', 'numpy', 'textual') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -2,7 +2,7 @@
 
 One table, so the CLI, the app, the recorder and the tests choose a venue the same way and a
 new venue is one entry. Client classes are named lazily ("module:Class") so importing this
-module costs nothing.
+module costs nothing (the CLI reads the names for ``--help``: no aiohttp, no numpy).
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-
-from .rest import check_base_url
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,8 @@ class Venue:
              env=None) -> tuple[str, str]:
         """REST and WebSocket base URLs: given (a flag) > ``LIQTUI_<VENUE>_*_URL`` > the
         venue's own; validated, a ValueError naming where a bad one came from."""
+        from .rest import check_base_url
+
         env = os.environ if env is None else env
         out = []
         for given, flag, var, default, schemes in (

@@ -25,7 +25,7 @@ from textual.widgets import Footer, Static
 from ..config import UI_RANGES
 from ..feeds.settings import FeedSettings
 from ..model import ModelParams
-from ..report import price_decimals, usd
+from ..report import price_decimals, usd, utc
 from . import keys as keyspec
 from ..feeds.venues import VENUES
 from ..model.venues import VenueHeatmap
@@ -70,6 +70,8 @@ class AppOptions:
     demo_faults: object = None
     demo_market: object = None  # a liqtui.sim.market.Market (the CLI's; tests' prebuilt)
     demo_first: object = None   # (symbol, process generating it into demo_market): the CLI's
+    store: object = None        # liqtui.store.Store: paint from it, keep what is seen live
+    replay: object = None       # controller.ReplaySpec: play stored data instead of the venue
     local_time: bool = False
     refresh_s: float = 0.25    # poll period of the redraw loop (the data rate is 1–4 Hz)
     live_s: float = 1.0        # the live column at most this often
@@ -171,6 +173,7 @@ class MainScreen(Screen):
     def action_cycle_sides(self): self.app.action_cycle_sides()
     def action_threshold(self, d: int): self.app.action_threshold(d)
     def action_pause(self): self.app.action_pause()
+    def action_replay_speed(self, d: int): self.app.action_replay_speed(d)
     def action_feed_events(self): self.app.action_feed_events()
     def action_cycle_venue(self): self.app.action_cycle_venue()
     def action_stack_venues(self): self.app.action_stack_venues()
@@ -194,7 +197,7 @@ class LiqApp(App):
         self.controller = Venues(
             urls, view=o.venue, params=o.params,
             lookback_ms=o.lookback_ms, range_ms=UI_RANGES[o.range_name],
-            settings=o.feed_settings)
+            settings=o.feed_settings, store=o.store, replay=o.replay)
         self.stacked = False  # the levels list stacked by venue (with the venue sum)
         self.symbol = o.symbol.upper()
         self.range_name = o.range_name
@@ -387,7 +390,7 @@ class LiqApp(App):
         c = self.controller
         h.venue = (c.label(self.symbol) if c.view == ALL else
                    VENUE_NAMES.get(c.view, VENUES[c.view].label)) + \
-            (" (simulated)" if self.options.demo else "")
+            (" (simulated)" if self.options.demo else " (stored)" if self.options.replay else "")
         if self.view.hm is not None and self.view.scale.full_usd > 0:
             h.legend_usd = self.view.scale.full_usd
         if f is None:
@@ -414,6 +417,13 @@ class LiqApp(App):
                 h.state = "BACKFILLING"
         if f.last_data_ms is not None:
             h.age_s = (self.controller.clock() - f.last_data_ms) / 1000
+        if self.options.replay is not None and h.state == "LIVE":
+            live = f.live
+            h.state = "REPLAY"  # stored data on the replay's clock, not the venue live
+            h.note = (f"×{live.speed:g} · {utc(self.controller.clock())}"
+                      if hasattr(live, "speed") else "")
+        elif self.options.replay is not None and h.state == "STOPPED":
+            h.state, h.note = "REPLAY", "played to the end"
         if h.state not in ("LIVE",) and f.reason and not h.note and f.phase != "error":
             h.note = f.reason[:60]
         if f.older_error and not h.note:
@@ -572,8 +582,18 @@ class LiqApp(App):
 
     def action_pause(self) -> None:
         self.paused = not self.paused
+        self.controller.replay_pause(self.paused)  # a replay's clock stops with the view
         self._shown = None
         self._refresh()
+
+    def action_replay_speed(self, d: int) -> None:
+        if self.options.replay is None:
+            self.notify("replay speed: only in liqtui replay", severity="warning")
+            return
+        speed = self.controller.replay_speed(2.0 if d > 0 else 0.5)
+        if speed is not None:
+            self.notify(f"replay ×{speed:g}")
+            self._refresh()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -7,6 +7,11 @@ follow the venue live (its ``LiveFeed`` with ``steps_from``, ``on_steps``, ``on_
 most recently viewed ones stay live; older ones are stopped (their data is kept, and a later
 switch back fetches only the missing steps). Filters rebuild the model in a thread.
 
+With a store (``liqtui.store.Store``) an asset paints at once from what is stored, REST
+fetches only the gap since, and everything seen live (closed steps, open interest, marks,
+liquidations) is written back. With a replay (``ReplaySpec``) the live feed is a
+``StoreReplay`` of stored data over [start, end) on its own clock; nothing is fetched.
+
 Every failure becomes a state on the ``AssetFeed`` (the header shows it); nothing raises into
 the UI. Callbacks run on the event loop; the app polls ``version``/``tick`` counters at its
 own redraw rate, so bursts of events coalesce for free.
@@ -32,6 +37,14 @@ from ..model.venues import aggregate
 
 log = logging.getLogger("liqtui.feeds")
 DAY = 86_400_000
+
+
+@dataclass(frozen=True)
+class ReplaySpec:
+    """``liqtui replay``: stored data over [start, end) (ms) at ``speed`` × real time."""
+    start: int
+    end: int
+    speed: float = 1.0
 
 
 @dataclass
@@ -105,7 +118,8 @@ class Controller:
 
     def __init__(self, *, rest_url: str, ws_url: str, params: ModelParams, lookback_ms: int,
                  range_ms: int, settings: FeedSettings | None = None, keep_live: int = 3,
-                 clock=None, ready=None, venue: str = "binance"):
+                 clock=None, ready=None, store=None, replay: ReplaySpec | None = None,
+                 venue: str = "binance"):
         self.rest_url, self.ws_url = rest_url, ws_url
         self.venue = VENUES[venue]
         self.params, self.lookback_ms, self.range_ms = params, lookback_ms, range_ms
@@ -122,6 +136,10 @@ class Controller:
         self._rest = None
         self._rebuild: asyncio.Task | None = None
         self.closed = False
+        self.store = store        # liqtui.store.Store: paint from it, write live data to it
+        self.replay = replay
+        if replay is not None:    # the exchange clock of a replay is the replay's
+            self.clock = lambda: self._replay_clock()
 
     # ------------------------------------------------------------------ events log
 
@@ -133,7 +151,7 @@ class Controller:
 
     async def load_symbols(self) -> list[str]:
         """The venue's perpetuals (for the asset picker); [] on failure."""
-        if self.symbols:
+        if self.symbols or self.replay is not None:  # a replay asks no venue anything
             return self.symbols
         try:
             info = await self._rest_client().exchange_info()
@@ -180,10 +198,10 @@ class Controller:
         while True:
             try:
                 if f.series.steps is None:
-                    await self._backfill(f)
+                    await (self._replay_load(f) if self.replay else self._backfill(f))
                 self._older_start(f)
                 await self._follow(f)
-                if self.closed:
+                if self.closed or self.replay:  # a replay that has played to its end stays
                     return
                 raise RestError(f"the live feed stopped ({f.reason or 'no reason given'})")
             except asyncio.CancelledError:
@@ -217,6 +235,7 @@ class Controller:
             await self.ready(f.symbol, self._progress(f))
             f.progress = (0, 0)
         f.phase, f.state = "backfilling", FeedState.BACKFILLING
+        stored = await self._from_store(f, self.clock() - self.lookback_ms, None)
         rest = self._new_rest()
         t0 = time.perf_counter()
         progress = self._progress(f)
@@ -225,23 +244,97 @@ class Controller:
             f.tick_size = info.tick_size
             p = self.params
             if info.tick_size and p.bin_width is None and p.tick_size is None:
-                f.series.params = p.replace(tick_size=info.tick_size)
+                if f.series.steps is None:
+                    f.series.params = p.replace(tick_size=info.tick_size)
+                elif f.series.params.tick_size != info.tick_size:  # the store had none
+                    await self.rebuild(f.symbol)
+            if self.store is not None:
+                self.store.set_tick_size(self.venue.name, info.symbol, info.tick_size)
             first_span = min(self.range_ms, self.lookback_ms)
-            bf = await rest.backfill(info.symbol, lookback_ms=first_span, progress=progress)
+            if stored:  # only the gap since the newest stored step
+                bf = await rest.backfill(info.symbol, f.series.end, progress=progress)
+            else:
+                bf = await rest.backfill(info.symbol, lookback_ms=first_span, progress=progress)
             for w in bf.warnings:
                 self.note(f.symbol, f"warning: {w}", logging.WARNING)
             if len(bf["time"]):
-                f.series.extend(bf)
+                self._keep(bf)
+                await self._extend_threaded(f, bf) if stored else f.series.extend(bf)
                 f.version += 1
             f.phase = "ready"
             self.note(f.symbol, f"backfilled {len(bf['time'])} steps in "
                                 f"{time.perf_counter() - t0:.1f} s")
-            if self.lookback_ms > first_span:
-                f.older = (bf.end - self.lookback_ms, bf.start)
+            start = bf.end - self.lookback_ms
+            first = int(f.series.steps["time"][0]) if f.series.steps is not None else bf.start
+            if first > start + f.series.step_ms:
+                f.older = (start, first)
             self._live_start(f, bf.end)
         finally:
             await rest.close()
         f.progress = (0, 0)
+
+    async def _from_store(self, f: AssetFeed, start: int, end: int | None) -> int:
+        """Paint from the stored steps of [start, end) at once; returns how many there were."""
+        if self.store is None:
+            return 0
+        sym = f.symbol
+        try:
+            steps = await asyncio.to_thread(self.store.steps, self.venue.name, sym, start, end)
+            tick = self.store.tick_size(self.venue.name, sym)
+        except Exception as e:  # noqa: BLE001 - a damaged store: say so, use the network
+            self.note(sym, f"store unreadable: {e}", logging.ERROR)
+            return 0
+        n = len(steps["time"])
+        if n:
+            p = self.params
+            if tick and p.bin_width is None and p.tick_size is None:
+                f.tick_size = tick
+                f.series.params = p.replace(tick_size=tick)
+            # the displayed range first (a model run of a few ms paints it), then the lookback
+            t = steps["time"]
+            cut = int(np.searchsorted(t, t[-1] + f.series.step_ms - self.range_ms))
+            if cut > 0:
+                f.series.extend({k: v[cut:] for k, v in steps.items()})
+                f.phase = "ready"
+                f.version += 1
+            await self._extend_threaded(f, steps)
+            f.phase = "ready"
+            self.note(sym, f"{n} steps from the store (up to "
+                           f"{time.strftime('%H:%M', time.gmtime(f.series.end / 1000))} UTC)")
+        return n
+
+    def _keep(self, steps) -> None:
+        """Closed steps from the venue into the store (written off the event loop)."""
+        if self.store is not None and self.replay is None and len(steps["time"]):
+            self.store.add_steps(self.venue.name, steps.symbol, steps, steps.interval_ms)
+
+    # ------------------------------------------------------------------ replay
+
+    async def _replay_load(self, f: AssetFeed) -> None:
+        """A replay paints the lookback before its start from the store, then plays."""
+        f.phase, f.state = "backfilling", FeedState.BACKFILLING
+        r = self.replay
+        if not await self._from_store(f, r.start - self.lookback_ms, r.start):
+            f.phase = "ready"  # nothing before the start: the replay's steps build it
+        self._live_start(f, f.series.end)
+
+    def _replay_clock(self) -> int:
+        f = self.feeds.get(self.current or "")
+        live = f.live if f is not None else None
+        return live.clock() if hasattr(live, "clock") else self.replay.start
+
+    def replay_pause(self, paused: bool) -> None:
+        f = self.feeds.get(self.current or "")
+        if f is not None and hasattr(f.live, "toggle_pause") and f.live.paused != paused:
+            f.live.toggle_pause()
+
+    def replay_speed(self, factor: float) -> float | None:
+        """Multiply the replay speed (within ×1…×10,000); returns the new speed."""
+        f = self.feeds.get(self.current or "")
+        if f is None or not hasattr(f.live, "set_speed"):
+            return None
+        f.live.set_speed(min(10_000.0, max(1.0, f.live.speed * factor)))
+        return f.live.speed
 
     @staticmethod
     def _progress(f: AssetFeed):
@@ -267,6 +360,7 @@ class Controller:
             rest = self._new_rest()
             try:
                 older = await rest.backfill(f.symbol, start, end, progress=progress)
+                self._keep(older)
                 for w in older.warnings:
                     self.note(f.symbol, f"warning: {w}", logging.WARNING)
                 if len(older["time"]):
@@ -310,9 +404,13 @@ class Controller:
                                                       FeedState.ERROR, FeedState.BANNED)
                       else logging.INFO)
 
+        store = self.store if self.replay is None else None  # a replay writes nothing
+
         def on_event(ev) -> None:
             if getattr(ev, "symbol", None) != sym:
                 return
+            if store is not None:
+                store.add_event(ev)
             if isinstance(ev, Trade):
                 f.last_price = ev.price
             elif isinstance(ev, MarkPrice):
@@ -327,14 +425,24 @@ class Controller:
 
         def on_steps(steps) -> None:
             t0 = time.perf_counter()
+            if store is not None:
+                self._keep(steps)
             added = f.series.extend(steps)
             f.version += 1
             self.note(sym, f"closed steps up to {time.strftime('%H:%M', time.gmtime(f.series.end / 1000))} "
                            f"UTC: {added} new, model rebuilt in {(time.perf_counter() - t0) * 1e3:.0f} ms")
 
-        f.live = self.venue.live_class()(
-            self.ws_url, [sym], rest_url=self.rest_url, settings=self.settings,
-            on_event=on_event, on_status=on_status, on_steps=on_steps)
+        if self.replay is not None:
+            from ..replay import StoreReplay
+
+            r = self.replay
+            f.live = StoreReplay(self.store, self.venue.name, [sym], r.start, r.end,
+                                 speed=r.speed, on_event=on_event, on_status=on_status,
+                                 on_steps=on_steps)
+        else:
+            f.live = self.venue.live_class()(
+                self.ws_url, [sym], rest_url=self.rest_url, settings=self.settings,
+                on_event=on_event, on_status=on_status, on_steps=on_steps)
         if steps_from is not None:
             f.live.steps_from(sym, steps_from)
         self._spawn_live(f)
@@ -681,6 +789,14 @@ class Venues:
     rest_url = _every("rest_url")
     ws_url = _every("ws_url")
     del _every
+
+    def replay_pause(self, paused: bool) -> None:
+        for c in self.controllers.values():
+            c.replay_pause(paused)
+
+    def replay_speed(self, factor: float) -> float | None:
+        speeds = [c.replay_speed(factor) for c in self.controllers.values()]
+        return speeds[0]
 
     @property
     def closed(self) -> bool:

@@ -47,6 +47,8 @@ KEYS: tuple[Key, ...] = (
     Key("venue", "v", "cycle_venue", "Venue", False, "view"),
     Key("stack_venues", "V", "stack_venues", "Levels by venue", False, "view"),
     Key("pause", "p", "pause", "Pause", True, "view"),
+    Key("replay_faster", "full_stop", "replay_speed(1)", "Replay faster (×2)", False, "view"),
+    Key("replay_slower", "comma", "replay_speed(-1)", "Replay slower (÷2)", False, "view"),
     Key("events", "e", "feed_events", "Feed events", False, "view"),
     Key("cursor_left", "left", "cursor(-1,0)", "Cursor left", False, "cursor"),
     Key("cursor_right", "right", "cursor(1,0)", "Cursor right", False, "cursor"),
