@@ -11,6 +11,9 @@ from . import __version__
 from .config import OPTIONS, ConfigError, load_settings
 
 VENUES = ("binance",)
+# liqtui.feeds.venues.VENUES's names, spelled out: importing the registry pulls in aiohttp,
+# and --help must stay light (a test checks the two agree)
+VENUE_NAMES = ("binance", "bybit", "okx")
 RANGES = {"12h": 12 * 3_600_000, "24h": 24 * 3_600_000, "3d": 3 * 86_400_000,
           "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
 
@@ -26,6 +29,13 @@ or $LIQTUI_CONFIG) < environment (LIQTUI_TIERS, LIQTUI_BIN_WIDTH, …) < these f
 examples:
   liqtui levels --klines BTCUSDT-5m-2024-05-*.zip --metrics BTCUSDT-metrics-2024-05-*.zip --top 15
   liqtui levels --venue binance --symbol ETHUSDT --range 7d --json
+  liqtui levels --venue all --symbol BTCUSDT --range 3d
+
+--venue all backfills every venue at once and sums their models on the first venue's grid
+(each venue's prices mapped by the ratio of the venues' prices, so basis does not smear the
+bands). A venue that fails, or whose open interest is off by orders of magnitude from the
+others, is left out with a warning on stderr (and in the JSON's "dropped"). Bybit and OKX
+candles carry no taker-buy volume: their backfill uses a 0.5 taker share.
 """
 
 
@@ -59,8 +69,12 @@ def _add_app_args(p) -> None:
                    help="colour depth (default auto; NO_COLOR is honoured)")
     a.add_argument("--local-time", action="store_true", help="time axis in local time (default UTC)")
     a.add_argument("--log", metavar="FILE", help="write what the feeds do to FILE")
-    a.add_argument("--rest-url", metavar="URL", help="REST base URL (env LIQTUI_BINANCE_REST_URL)")
-    a.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (env LIQTUI_BINANCE_WS_URL)")
+    a.add_argument("--venue", choices=["binance", "bybit", "okx", "all"], default="binance",
+                   help="venue shown first; all: the venues summed (default binance; v cycles)")
+    a.add_argument("--rest-url", metavar="URL",
+                   help="REST base URL of --venue (env LIQTUI_<VENUE>_REST_URL for each venue)")
+    a.add_argument("--ws-url", metavar="URL",
+                   help="WebSocket base URL of --venue (env LIQTUI_<VENUE>_WS_URL for each venue)")
     a.add_argument("--config", metavar="FILE", help="config file (TOML)")
     a.add_argument("--demo-days", type=_positive_float, default=2.0, metavar="D",
                    help="--demo: days of simulated history (default 2)")
@@ -95,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lv = sub.add_parser(
         "levels",
-        help="print estimated liquidation levels from Binance data dumps",
+        help="print estimated liquidation levels (Binance dumps, or venues over the network)",
         description="Run the LQ-1 model over Binance data dumps and print the largest estimated\n"
         "liquidation levels: estimates of where leveraged positions were opened, not known\n"
         "positions.",
@@ -107,13 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--klines", nargs="+", metavar="FILE", help="kline files")
     io.add_argument("--metrics", nargs="+", metavar="FILE", help="metrics files (open interest)")
     net = lv.add_argument_group("input: the venue over the network (instead of files)")
-    net.add_argument("--venue", choices=VENUES, default="binance", help="venue (default binance)")
-    net.add_argument("--symbol", metavar="SYMBOL", help="perpetual, e.g. BTCUSDT")
+    net.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
+                     help="venue, or all: every venue summed on one grid with basis mapping "
+                          "(default binance)")
+    net.add_argument("--symbol", metavar="SYMBOL",
+                     help="perpetual, e.g. BTCUSDT (the same name on every venue)")
     net.add_argument("--range", choices=list(RANGES), default="24h",
                      help="lookback to backfill and model (default 24h; closed 5-minute steps)")
     net.add_argument("--rest-url", metavar="URL",
-                     help="REST base URL, scheme://host[:port] (default the venue's; "
-                          "env LIQTUI_BINANCE_REST_URL)")
+                     help="REST base URL of the chosen venue, scheme://host[:port] (default the "
+                          "venue's; env LIQTUI_<VENUE>_REST_URL, VENUE = BINANCE, BYBIT, OKX; "
+                          "with --venue all, only the env)")
     io = lv.add_argument_group("output")
     io.add_argument("--top", type=_positive_int, default=10, metavar="N",
                     help="number of levels (default 10)")
@@ -378,9 +396,11 @@ def cmd_app(args) -> int:
     if UI_RANGES[range_name] > lookback:
         lookback = UI_RANGES[range_name]
     try:
-        rest_url, ws_url = _binance_urls(args)
+        urls = _app_urls(args)
     except ValueError as e:
         return _error(str(e))
+    rest_url, ws_url = urls["binance"]
+    asked = "binance" if args.venue == "all" else args.venue  # the venue to check the symbol with
     try:
         from .ui.keys import keymap
 
@@ -429,14 +449,15 @@ def cmd_app(args) -> int:
         demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
         demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
         demo_market=first and first[0], demo_first=first and first[1],
-        local_time=args.local_time, started=started, replay=getattr(args, "replay", None))
+        local_time=args.local_time, started=started, venue=args.venue, venue_urls=urls,
+        replay=getattr(args, "replay", None))
     if args.demo and lookback > args.demo_days * 86_400_000:
         opts.lookback_ms = int(args.demo_days * 86_400_000)
         if UI_RANGES[range_name] > opts.lookback_ms:
             opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
     logger.info("liqtui %s starting: %s %s", __version__, "demo" if args.demo else rest_url, symbol)
     if not args.demo and opts.replay is None:
-        unknown = _unknown_symbol(rest_url, symbol, feed_settings)
+        unknown = _unknown_symbol(asked, urls[asked][0], symbol, feed_settings)
         if unknown:
             return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
                           f"{unknown}")
@@ -451,19 +472,32 @@ def cmd_app(args) -> int:
     return 0
 
 
-def _unknown_symbol(rest_url: str, symbol: str, feed_settings) -> str | None:
+def _app_urls(args) -> dict:
+    """venue → (REST, WS) base URLs: --rest-url/--ws-url for --venue, env, the venue's own."""
+    from .feeds.venues import VENUES
+
+    if args.venue == "all" and (args.rest_url or args.ws_url):
+        raise ValueError("--rest-url/--ws-url name one venue's URL; with --venue all set each "
+                         "venue's LIQTUI_<VENUE>_REST_URL / _WS_URL in the environment")
+    return {name: v.urls(*((args.rest_url, args.ws_url) if name == args.venue else ()))
+            for name, v in VENUES.items()}
+
+
+def _unknown_symbol(venue: str, rest_url: str, symbol: str, feed_settings) -> str | None:
     """Ask the venue once, briefly, whether it lists ``symbol``: the reason if it does not,
     else None. A venue that cannot be reached (or is slow, or limits us) is not a verdict:
     the app starts and shows the feed state."""
     import asyncio
     from dataclasses import replace
 
-    from .feeds import BinanceRest, UnknownSymbolError
+    from .feeds import UnknownSymbolError
 
     quick = replace(feed_settings, rest_retries=0, rest_timeout_s=3.0)
 
     async def ask() -> None:
-        async with BinanceRest(rest_url, settings=quick) as rest:
+        from .feeds.venues import VENUES
+
+        async with VENUES[venue].rest_class()(rest_url, settings=quick) as rest:
             await rest.exchange_info(max_wait=1.0)
             await rest.symbol(symbol)
 
@@ -503,40 +537,112 @@ def _files_input(args):
 
 
 def _network_input(args):
-    """Backfill the lookback over REST (closed 5-minute steps)."""
-    import asyncio
+    """Backfill the lookback over REST (closed 5-minute steps) from the chosen venue."""
+    from .feeds import BannedError, RestError, UnknownSymbolError
+    from .feeds.venues import venue
 
-    from .feeds import BannedError, BinanceRest, RestError, UnknownSymbolError
+    v = venue(args.venue)
     try:
-        url, _ = _binance_urls(args)
+        url = v.urls(args.rest_url)[0]
     except ValueError as e:
         raise _Exit(_error(str(e))) from None
     progress = _progress_printer() if sys.stderr.isatty() else None
-
-    async def fetch():
-        async with BinanceRest(url) as rest:
-            info = await rest.symbol(args.symbol)
-            bf = await rest.backfill(info.symbol, lookback_ms=RANGES[args.range], progress=progress)
-            return info, bf
-
     try:
-        info, bf = asyncio.run(fetch())
-    except UnknownSymbolError as e:
-        raise _Exit(_error(str(e))) from None
-    except ValueError as e:  # a malformed URL
+        info, bf = _fetch({v.name: url}, args, progress)[v.name]
+    except (UnknownSymbolError, ValueError) as e:  # unknown symbol, a malformed URL
         raise _Exit(_error(str(e))) from None
     except BannedError as e:
         print(f"liqtui: error: {e}", file=sys.stderr)
         raise _Exit(1) from None
-    except (RestError, OSError, asyncio.TimeoutError) as e:
-        print(f"liqtui: error: {args.venue} at {url}: {e or type(e).__name__}", file=sys.stderr)
+    except Exception as e:  # RestError, OSError, timeouts, a client missing from this build
+        print(f"liqtui: error: {v.name} {_failure(url, e)}", file=sys.stderr)
         raise _Exit(1) from None
-    finally:
-        if progress is not None:
-            progress(None, None)
     if not len(bf["time"]):
         raise _Exit(_error(f"{info.symbol}: the venue returned no closed bars for the last {args.range}"))
     return bf, info.symbol, list(bf.warnings), info.tick_size
+
+
+def _all_venues_input(args):
+    """Backfill every venue at once; a venue that fails is left out, with its reason.
+    Returns ({venue: Backfill or None}, {venue: reason}, tick of the first venue)."""
+    from .feeds import UnknownSymbolError
+    from .feeds.venues import VENUES
+
+    if args.rest_url:
+        raise _Exit(_error("--rest-url names one venue's URL; with --venue all set each "
+                           "venue's in the environment: "
+                           + ", ".join(v.env_rest for v in VENUES.values())))
+    urls, failed = {}, {}
+    for name, v in VENUES.items():
+        try:
+            urls[name] = v.urls()[0]
+        except ValueError as e:  # a malformed LIQTUI_<VENUE>_REST_URL
+            raise _Exit(_error(str(e))) from None
+    progress = _progress_printer() if sys.stderr.isatty() else None
+    got = _fetch(urls, args, progress)
+    bars, tick = {}, None
+    for name, r in got.items():
+        if isinstance(r, BaseException):
+            bars[name], failed[name] = None, _failure(urls[name], r)
+        elif not len(r[1]["time"]):
+            bars[name], failed[name] = None, f"no closed bars for the last {args.range}"
+        else:
+            bars[name] = r[1]
+            tick = tick or r[0].tick_size
+    if not any(b is not None for b in bars.values()):
+        unknown = [r for r in got.values() if isinstance(r, UnknownSymbolError)]
+        if len(unknown) == len(got):
+            raise _Exit(_error(f"{args.symbol}: no venue lists it ({'; '.join(map(str, unknown))})"))
+        for name, why in failed.items():
+            print(f"liqtui: error: {name} {why}", file=sys.stderr)
+        raise _Exit(1)
+    return bars, failed, tick
+
+
+def _fetch(urls: dict, args, progress) -> dict:
+    """venue → (symbol info, Backfill) from each venue's REST at once; with one venue its
+    error is raised, with several it is returned in its place."""
+    import asyncio
+
+    from .feeds.venues import VENUES
+
+    done: dict[str, tuple] = {}
+
+    def share(name):  # one progress line for every venue
+        if progress is None:
+            return None
+
+        def step(d, total):
+            done[name] = (d, total)
+            progress(sum(x[0] for x in done.values()), sum(x[1] or 0 for x in done.values()))
+        return step
+
+    async def one(name, url):
+        rest = VENUES[name].rest_class()(url)
+        try:
+            info = await rest.symbol(args.symbol)
+            return info, await rest.backfill(info.symbol, lookback_ms=RANGES[args.range],
+                                             progress=share(name))
+        finally:
+            await rest.close()
+
+    async def every():
+        out = await asyncio.gather(*(one(n, u) for n, u in urls.items()),
+                                   return_exceptions=len(urls) > 1)
+        return dict(zip(urls, out))
+
+    try:
+        return asyncio.run(every())
+    finally:
+        if progress is not None:
+            progress(None, None)
+
+
+def _failure(url: str, e: BaseException) -> str:
+    """One line saying why a venue gave nothing (to follow the venue's name)."""
+    if isinstance(e, (ImportError, AttributeError)):
+        return f"no client for this venue in this build ({e})"
+    return f"REST at {url}: {e or type(e).__name__}"
 
 
 def _progress_printer():
@@ -580,6 +686,8 @@ def cmd_levels(args) -> int:
     if not by_files and not args.symbol:
         return _error("nothing to read: give --symbol SYMBOL (over the network) or "
                       "--klines FILE … --metrics FILE … (data dumps)")
+    if by_files and args.venue != "binance":
+        return _error(f"--venue {args.venue}: the dump files are Binance's; --venue needs --symbol")
     try:
         settings, params, _ = _settings(args)  # imports numpy; validates across settings
     except ConfigError as e:
@@ -588,32 +696,94 @@ def cmd_levels(args) -> int:
     from .model import build_heatmap
     from .report import levels_document, levels_text
 
+    if args.venue == "all" and args.source == "store":
+        return _error("--venue all reads the venues over the network; with --source store "
+                      "name one venue")
+    every = args.venue == "all" and not by_files
     try:
-        bars, symbol, warnings, tick = (_files_input(args) if by_files else _store_input(args)
-                                        if args.source == "store" else _network_input(args))
+        if every:
+            bars, failed, tick = _all_venues_input(args)
+            symbol, warnings = args.symbol.upper(), []
+        else:
+            bars, symbol, warnings, tick = (_files_input(args) if by_files else _store_input(args)
+                                            if args.source == "store" else _network_input(args))
     except _Exit as e:
         return e.status
     if tick and params.tick_size is None and params.bin_width is None:
         params = params.replace(tick_size=tick)
     try:
-        hm = build_heatmap({k: bars[k] for k in bars}, params)
+        if every:
+            from .model.venues import build_venues
+
+            hm = build_venues(bars, params, failed=failed)
+        else:
+            hm = build_heatmap({k: bars[k] for k in bars}, params)
     except ValueError as e:  # e.g. an explicit bin width too fine for the price range
         return _error(f"{settings.sources.get('bin_width', 'settings')}: {e}"
                       if params.bin_width else str(e))
     for w in warnings + list(hm.warnings):
         _warn(w)
 
-    venues = (args.venue,)
+    venues = hm.venues if every else (args.venue,)
     if args.json:
         import json
 
-        out = json.dumps(levels_document(hm, symbol, args.top, venues), indent=2) + "\n"
+        doc = levels_document(hm, symbol, args.top, venues)
+        if every:
+            _add_venues(doc, hm, args.top)
+        out = json.dumps(doc, indent=2) + "\n"
     else:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-        out = levels_text(hm, symbol, args.top, settings.threshold, color=color)
+        out = _venue_title(levels_text(hm, symbol, args.top, settings.threshold, color=color),
+                           venues, every)
+        if every:
+            out += _venues_text(hm, args.top)
     sys.stdout.write(out)
     sys.stdout.flush()
     return 0
+
+
+def _add_venues(doc: dict, hm, top: int) -> None:
+    """Schema 1 for --venue all: the venues left out, and each level's USD by venue."""
+    doc["dropped"] = [{"venue": v, "reason": r} for v, r in hm.dropped.items()]
+    for row, lv in zip(doc["levels"], hm.levels(top)):
+        row["by_venue"] = {v: round(x, 2) for v, x in hm.level_venues(lv).items()}
+    by = hm.usd_by_venue().sum(axis=2)  # (V, 2)
+    doc["totals"]["by_venue"] = {v: {"long_usd": round(float(by[i, 0]), 2),
+                                     "short_usd": round(float(by[i, 1]), 2)}
+                                 for i, v in enumerate(hm.venues)}
+
+
+def _venue_title(text: str, venues, summed: bool) -> str:
+    """The table's first line names the venue(s) the levels come from ("Binance+Bybit+OKX"
+    for a sum, even of one venue left)."""
+    from .feeds.venues import VENUES
+
+    if not summed and tuple(venues) == ("binance",):  # what the table says already
+        return text
+    name = ("+".join(VENUES[v].label for v in venues) if summed
+            else f"{VENUES[venues[0]].label} {VENUES[venues[0]].market}")
+    head, _, rest = text.partition("\n")
+    return head.replace(" · Binance USDⓈ-M · ", f" · {name} · ", 1) + "\n" + rest
+
+
+def _venues_text(hm, top: int) -> str:
+    """Each level's USD stacked by venue, and who was left out."""
+    from .feeds.venues import VENUES
+    from .report import price_decimals, usd
+
+    d = price_decimals(hm.bin_width)
+    rows = [("#", "price", *(VENUES[v].label for v in hm.venues))]
+    for i, lv in enumerate(hm.levels(top), 1):
+        split = hm.level_venues(lv)
+        rows.append((str(i), f"{lv.price:,.{d}f}",
+                     *(f"{usd(split[v])} {100 * split[v] / lv.usd:3.0f}%" for v in hm.venues)))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["", "by venue: each level's USD per venue (prices mapped onto "
+             f"{VENUES[hm.reference_venue].label}'s)"]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    lines += [f"left out: {VENUES[v].label}: {r}" for v, r in hm.dropped.items()]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,7 @@
 """The app shell: header, heatmap, levels list, liquidation map, footer; keys, assets, filters.
 
-``LiqApp(options)`` drives a ``Controller`` (feeds → ``SymbolSeries``) and polls it at its own
+``LiqApp(options)`` drives ``Venues`` (a ``Controller`` per venue: feeds → ``SymbolSeries``;
+the view is one venue or their sum) and polls it at its own
 redraw rate: the heatmap when the model changed (closed steps, filters, range, zoom), the live
 column at most once a second, the header and the list only when their text changed.
 """
@@ -26,7 +27,9 @@ from ..feeds.settings import FeedSettings
 from ..model import ModelParams
 from ..report import price_decimals, usd, utc
 from . import keys as keyspec
-from .controller import Controller
+from ..feeds.venues import VENUES
+from ..model.venues import VenueHeatmap
+from .controller import ALL, WAITING, Venues, VenueSum
 from .demo import Demo
 from .header import HeaderBar, HeaderInfo
 from .heatmap import HeatmapView
@@ -42,6 +45,7 @@ TIERS_CYCLE = ("all", "high", "low")
 SIDES_CYCLE = ("both", "long", "short")
 THRESHOLDS = (0.25, 0.35, 0.5, 0.65, 0.75, 0.85, 0.95, 1.0)
 MIN_SIZE = (50, 12)
+VENUE_NAMES = {"binance": "Binance USD-M", "bybit": "Bybit linear", "okx": "OKX swaps"}
 
 
 @dataclass
@@ -54,6 +58,8 @@ class AppOptions:
     threshold: float = 0.85
     rest_url: str = "https://fapi.binance.com"
     ws_url: str = "wss://fstream.binance.com"
+    venue: str = "binance"      # the first view: a venue or "all" (v cycles them)
+    venue_urls: dict = field(default_factory=dict)  # venue → (REST, WS); default Binance's only
     feed_settings: FeedSettings = field(default_factory=FeedSettings)
     keymap: dict = field(default_factory=dict)
     demo: bool = False
@@ -90,7 +96,11 @@ class AssetCommands(Provider):
         for name in ("truecolor", "256", "16", "mono", "auto"):
             out.append((f"Palette: {name}", lambda n=name: app.set_palette(n),
                         "heatmap colours (auto follows the terminal)"))
+        for v in app.controller.views():
+            out.append((f"Venue: {v if v == ALL else VENUES[v].label}",
+                        lambda v=v: app.set_venue(v), "v cycles the venues"))
         out += [
+            ("Levels stacked by venue (on/off)", app.action_stack_venues, "V, with venue all"),
             ("Help: keys and how this is estimated", app.action_help, "?"),
             ("Feed events", app.action_feed_events, "recent feed states and errors"),
             ("Pause / resume the display", app.action_pause, "feeds keep running"),
@@ -165,6 +175,8 @@ class MainScreen(Screen):
     def action_pause(self): self.app.action_pause()
     def action_replay_speed(self, d: int): self.app.action_replay_speed(d)
     def action_feed_events(self): self.app.action_feed_events()
+    def action_cycle_venue(self): self.app.action_cycle_venue()
+    def action_stack_venues(self): self.app.action_stack_venues()
     def action_cursor(self, dx: int, dy: int): self.app.action_cursor(dx, dy)
     def action_cursor_leave(self): self.app.action_cursor_leave()
 
@@ -179,10 +191,14 @@ class LiqApp(App):
         super().__init__(**kw)
         self.options = o = options or AppOptions()
         self.demo: Demo | None = None
-        self.controller = Controller(
-            rest_url=o.rest_url, ws_url=o.ws_url, params=o.params, lookback_ms=o.lookback_ms,
-            range_ms=UI_RANGES[o.range_name], settings=o.feed_settings, store=o.store,
-            replay=o.replay)
+        # --demo serves every venue from the one simulated exchange (its URL comes at start)
+        urls = o.venue_urls or {v: (o.rest_url, o.ws_url)
+                                for v in (VENUES if o.demo else ("binance",))}
+        self.controller = Venues(
+            urls, view=o.venue, params=o.params,
+            lookback_ms=o.lookback_ms, range_ms=UI_RANGES[o.range_name],
+            settings=o.feed_settings, store=o.store, replay=o.replay)
+        self.stacked = False  # the levels list stacked by venue (with the venue sum)
         self.symbol = o.symbol.upper()
         self.range_name = o.range_name
         self.zoom = 1.0
@@ -356,7 +372,11 @@ class LiqApp(App):
                 self.demo.build_rest()  # the other symbols now, not before the first paint
         dec = price_decimals(hm.bin_width)
         scr = self.main
-        scr.query_one(LevelsList).set_levels(hm.levels(24), f.price(), dec)
+        levels = hm.levels(24)
+        by = None
+        if self.stacked and isinstance(hm, VenueHeatmap):
+            by = [{VENUES[v].label: x for v, x in hm.level_venues(lv).items()} for lv in levels]
+        scr.query_one(LevelsList).set_levels(levels, f.price(), dec, by_venue=by)
         scr.query_one(LiqMap).set_map(hm.liquidation_map(), window=0.06 / self.zoom,
                                       palette=self.view.palette)
 
@@ -367,8 +387,10 @@ class LiqApp(App):
             tiers=p.tier_filter if isinstance(p.tier_filter, str) else
             ",".join(f"{x:g}x" for x in p.tier_filter),
             sides=p.side_filter, demo=self.options.demo, paused=self.paused)
-        h.venue = "Binance USD-M" + (" (simulated)" if self.options.demo else
-                                     " (stored)" if self.options.replay else "")
+        c = self.controller
+        h.venue = (c.label(self.symbol) if c.view == ALL else
+                   VENUE_NAMES.get(c.view, VENUES[c.view].label)) + \
+            (" (simulated)" if self.options.demo else " (stored)" if self.options.replay else "")
         if self.view.hm is not None and self.view.scale.full_usd > 0:
             h.legend_usd = self.view.scale.full_usd
         if f is None:
@@ -406,6 +428,11 @@ class LiqApp(App):
             h.note = f.reason[:60]
         if f.older_error and not h.note:
             h.note = f.older_error[:60]
+        if isinstance(f, VenueSum):
+            h.summed = True
+            failed = [VENUES[v].label for v, r in f.dropped.items() if r not in WAITING]
+            if failed and not h.note:  # why: in the feed events (e)
+                h.note = f"left out: {', '.join(failed)}"
         return h
 
     # ------------------------------------------------------------------ assets
@@ -522,6 +549,36 @@ class LiqApp(App):
         self.view.palette_name = name
         self.view.redraw()
         self._shown = None  # the levels and the liquidation map follow at the next poll
+
+    def action_cycle_venue(self) -> None:
+        views = self.controller.views()
+        if len(views) == 1:
+            self.notify(f"only {VENUES[views[0]].label} is configured", severity="warning")
+            return
+        i = views.index(self.controller.view) if self.controller.view in views else -1
+        self.set_venue(views[(i + 1) % len(views)])
+
+    def set_venue(self, view: str) -> None:
+        """Show one venue or the sum ("all"); its feeds start if they are not running."""
+        if not self._feeds_ready:
+            self.controller.view = view
+            return
+        self._shown = None
+        self.view.cursor = None
+        f = self.controller.set_view(view, self.symbol)
+        if f is not None and f.series.params != self.controller.params and \
+                f.series.steps is not None:
+            self.run_worker(self.controller.rebuild(self.symbol), group="rebuild", exclusive=True)
+        if f is None or f.heatmap is None:
+            self.main.query_one(LevelsList).set_levels([], None, 2, "backfilling…")
+        self._refresh()
+
+    def action_stack_venues(self) -> None:
+        self.stacked = not self.stacked
+        if self.stacked and self.controller.view != ALL:
+            self.notify("levels stack by venue with the venue sum (v until all)")
+        self._shown = None
+        self._refresh()
 
     def action_pause(self) -> None:
         self.paused = not self.paused

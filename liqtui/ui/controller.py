@@ -1,7 +1,7 @@
 """Feeds and model for the app, without Textual: the same path as ``liqtui watch``.
 
 Per asset: backfill the displayed range first (so the first heatmap paints quickly), then
-follow the venue live (``BinanceLive`` with ``steps_from``, ``on_steps``, ``on_event``,
+follow the venue live (its ``LiveFeed`` with ``steps_from``, ``on_steps``, ``on_event``,
 ``on_status``) into a ``SymbolSeries`` while the rest of the lookback is fetched beside it
 (retried with backoff until it arrives). The current asset and the
 most recently viewed ones stay live; older ones are stopped (their data is kept, and a later
@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..feeds import BinanceLive, BinanceRest
-from ..feeds.binance import RestError, UnknownSymbolError
+from ..feeds.rest import RestError, UnknownSymbolError
+from ..feeds.venues import VENUES
 from ..feeds.events import FeedState, FeedStatus, Liquidation, MarkPrice, OpenInterest, Trade
 from ..feeds.series import SymbolSeries
 from ..feeds.settings import FeedSettings
 from ..model import ModelParams, build_heatmap
+from ..model.venues import aggregate
 
 log = logging.getLogger("liqtui.feeds")
 DAY = 86_400_000
-VENUE = "binance"  # the app's venue (the store's key)
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class FeedEvent:
     time: int        # exchange ms (the controller's clock: the sim's in --demo)
     symbol: str
     text: str
+    venue: str = ""  # the venue's label ("Bybit"), or "" for the venue sum
 
 
 @dataclass
@@ -63,7 +64,7 @@ class AssetFeed:
     progress: tuple[int, int] = (0, 0)
     state: FeedState | None = None
     reason: str = ""
-    live: BinanceLive | None = None
+    live: object | None = None       # the venue's LiveFeed
     task: asyncio.Task | None = None
     last_price: float | None = None
     last_data_ms: int | None = None  # exchange time of the newest data event
@@ -113,10 +114,14 @@ class AssetFeed:
 
 
 class Controller:
+    """The assets of one venue (``venue``: a name in ``liqtui.feeds.venues.VENUES``)."""
+
     def __init__(self, *, rest_url: str, ws_url: str, params: ModelParams, lookback_ms: int,
                  range_ms: int, settings: FeedSettings | None = None, keep_live: int = 3,
-                 clock=None, ready=None, store=None, replay: ReplaySpec | None = None):
+                 clock=None, ready=None, store=None, replay: ReplaySpec | None = None,
+                 venue: str = "binance"):
         self.rest_url, self.ws_url = rest_url, ws_url
+        self.venue = VENUES[venue]
         self.params, self.lookback_ms, self.range_ms = params, lookback_ms, range_ms
         self.settings = settings or FeedSettings()
         self.keep_live = keep_live
@@ -128,7 +133,7 @@ class Controller:
         self.events: deque[FeedEvent] = deque(maxlen=200)
         self.symbols: list[str] = []     # the venue's symbol set, once known
         self.current: str | None = None
-        self._rest: BinanceRest | None = None
+        self._rest = None
         self._rebuild: asyncio.Task | None = None
         self.closed = False
         self.store = store        # liqtui.store.Store: paint from it, write live data to it
@@ -139,8 +144,8 @@ class Controller:
     # ------------------------------------------------------------------ events log
 
     def note(self, symbol: str, text: str, level=logging.INFO) -> None:
-        self.events.append(FeedEvent(self.clock(), symbol, text))
-        log.log(level, "%s %s", symbol, text)
+        self.events.append(FeedEvent(self.clock(), symbol, text, self.venue.label))
+        log.log(level, "%s %s %s", self.venue.name, symbol, text)
 
     # ------------------------------------------------------------------ assets
 
@@ -155,9 +160,12 @@ class Controller:
             self.note("*", f"symbol list unavailable: {e}", logging.WARNING)
         return self.symbols
 
-    def _rest_client(self) -> BinanceRest:
+    def _new_rest(self):
+        return self.venue.rest_class()(self.rest_url, settings=self.settings)
+
+    def _rest_client(self):
         if self._rest is None:
-            self._rest = BinanceRest(self.rest_url, settings=self.settings)
+            self._rest = self._new_rest()
         return self._rest
 
     def switch(self, symbol: str) -> AssetFeed:
@@ -228,7 +236,7 @@ class Controller:
             f.progress = (0, 0)
         f.phase, f.state = "backfilling", FeedState.BACKFILLING
         stored = await self._from_store(f, self.clock() - self.lookback_ms, None)
-        rest = BinanceRest(self.rest_url, settings=self.settings)
+        rest = self._new_rest()
         t0 = time.perf_counter()
         progress = self._progress(f)
         try:
@@ -241,7 +249,7 @@ class Controller:
                 elif f.series.params.tick_size != info.tick_size:  # the store had none
                     await self.rebuild(f.symbol)
             if self.store is not None:
-                self.store.set_tick_size(VENUE, info.symbol, info.tick_size)
+                self.store.set_tick_size(self.venue.name, info.symbol, info.tick_size)
             first_span = min(self.range_ms, self.lookback_ms)
             if stored:  # only the gap since the newest stored step
                 bf = await rest.backfill(info.symbol, f.series.end, progress=progress)
@@ -271,8 +279,8 @@ class Controller:
             return 0
         sym = f.symbol
         try:
-            steps = await asyncio.to_thread(self.store.steps, VENUE, sym, start, end)
-            tick = self.store.tick_size(VENUE, sym)
+            steps = await asyncio.to_thread(self.store.steps, self.venue.name, sym, start, end)
+            tick = self.store.tick_size(self.venue.name, sym)
         except Exception as e:  # noqa: BLE001 - a damaged store: say so, use the network
             self.note(sym, f"store unreadable: {e}", logging.ERROR)
             return 0
@@ -298,7 +306,7 @@ class Controller:
     def _keep(self, steps) -> None:
         """Closed steps from the venue into the store (written off the event loop)."""
         if self.store is not None and self.replay is None and len(steps["time"]):
-            self.store.add_steps(VENUE, steps.symbol, steps, steps.interval_ms)
+            self.store.add_steps(self.venue.name, steps.symbol, steps, steps.interval_ms)
 
     # ------------------------------------------------------------------ replay
 
@@ -349,7 +357,7 @@ class Controller:
         progress = self._progress(f)
         while f.older is not None:
             start, end = f.older
-            rest = BinanceRest(self.rest_url, settings=self.settings)
+            rest = self._new_rest()
             try:
                 older = await rest.backfill(f.symbol, start, end, progress=progress)
                 self._keep(older)
@@ -428,12 +436,13 @@ class Controller:
             from ..replay import StoreReplay
 
             r = self.replay
-            f.live = StoreReplay(self.store, VENUE, [sym], r.start, r.end, speed=r.speed,
-                                 on_event=on_event, on_status=on_status, on_steps=on_steps)
+            f.live = StoreReplay(self.store, self.venue.name, [sym], r.start, r.end,
+                                 speed=r.speed, on_event=on_event, on_status=on_status,
+                                 on_steps=on_steps)
         else:
-            f.live = BinanceLive(self.ws_url, [sym], rest_url=self.rest_url,
-                                 settings=self.settings, on_event=on_event,
-                                 on_status=on_status, on_steps=on_steps)
+            f.live = self.venue.live_class()(
+                self.ws_url, [sym], rest_url=self.rest_url, settings=self.settings,
+                on_event=on_event, on_status=on_status, on_steps=on_steps)
         if steps_from is not None:
             f.live.steps_from(sym, steps_from)
         self._spawn_live(f)
@@ -506,3 +515,292 @@ def _failure(symbol: str, e: Exception) -> str:
         return str(e)
     log.exception("%s feed failed", symbol)
     return f"{type(e).__name__}: {e}"
+
+
+ALL = "all"
+_BAD = (FeedState.ERROR, FeedState.BANNED)
+WAITING = ("backfilling", "no data yet")  # why a venue is not in the sum yet: not a failure
+
+
+class VenueSum:
+    """One asset on several venues seen as one feed (what the app shows for "all"): the
+    venues' heatmaps summed on the reference venue's grid (``liqtui.model.venues``), the
+    live column and the markers mapped the same way. A venue that fails or has no data yet
+    is left out of the sum; ``dropped`` says which and why, and changes are noted."""
+
+    def __init__(self, symbol: str, members: dict, note):
+        self.symbol, self.members, self._note = symbol, members, note
+        self._key = None
+        self._hm = None
+        self.dropped: dict[str, str] = {}
+
+    # ---- the sum, recomputed when a venue's model changes
+    @property
+    def heatmap(self):
+        key = tuple((v, id(f.series), f.version, f.phase, f.state) for v, f in self.members.items())
+        if key == self._key:
+            return self._hm
+        failed = {}
+        for v, f in self.members.items():
+            if f.phase == "error" or f.state in _BAD:
+                failed[v] = (f.error or f.reason or "feed error")[:80]
+            elif f.heatmap is None:
+                failed[v] = "backfilling" if f.phase == "backfilling" else "no data yet"
+        try:
+            self._hm = aggregate({v: f.heatmap for v, f in self.members.items()},
+                                 {v: f.series.steps for v, f in self.members.items()},
+                                 failed=failed)
+            dropped = self._hm.dropped
+        except ValueError as e:
+            if "parameters differ" in str(e):  # a filter change is half through: keep the last
+                return self._hm
+            self._hm, dropped = None, failed
+        self._key = key
+        was = {v for v, r in self.dropped.items() if r not in WAITING}
+        now = {v for v, r in dropped.items() if r not in WAITING}
+        for v in sorted(now - was):
+            self._note(self.symbol, f"{VENUES[v].label} left out of the sum: {dropped[v]}")
+        for v in sorted(was - now):
+            self._note(self.symbol, f"{VENUES[v].label} back in the sum")
+        self.dropped = dropped
+        return self._hm
+
+    @property
+    def included(self) -> tuple[str, ...]:
+        hm = self.heatmap
+        return hm.venues if hm is not None else ()
+
+    @property
+    def reference(self) -> AssetFeed:
+        inc = self.included
+        return self.members[inc[0]] if inc else next(iter(self.members.values()))
+
+    @property
+    def series(self):
+        return self.reference.series
+
+    @property
+    def version(self):
+        return tuple(f.version for f in self.members.values()), self.included
+
+    @property
+    def tick(self):
+        return sum(f.tick for f in self.members.values())
+
+    def _ratio(self, v: str) -> float:
+        hm = self.heatmap
+        return hm.ratios.get(v, 1.0) if hm is not None else 1.0
+
+    def provisional(self):
+        """Every included venue's provisional column (or, without a forming step, its last
+        state), mapped with the ratio of the live prices and summed."""
+        hm = self.heatmap
+        if hm is None:
+            return None
+        col, usd_state, live = np.zeros(len(hm.prices)), np.zeros_like(hm.state), False
+        ref_price = self.reference.price()
+        for v in hm.venues:
+            f, src = self.members[v], hm.sources[v]
+            price = f.price()
+            r = ref_price / price if price and ref_price else None
+            prov = f.provisional()
+            live |= prov is not None
+            col += hm.map_column(v, src.usd() if prov is None else prov.column, r)
+            st = (src.state if prov is None else prov.state) * src.prices
+            for t in range(st.shape[0]):
+                for side in (0, 1):
+                    usd_state[t, side] += hm.map_column(v, st[t, side], r)
+        return _Live(col, usd_state / hm.prices) if live else None
+
+    # ---- what the header and the markers read
+    def price(self):
+        return self.reference.price()
+
+    def change_24h(self):
+        return self.reference.change_24h()
+
+    def open_interest(self):
+        ois = [f.open_interest() for v, f in self.members.items() if v in self.included]
+        ois = [o for o in ois if o is not None]
+        return _OI(sum(o.base for o in ois)) if ois else None
+
+    @property
+    def liquidations(self):
+        out = []
+        for v in self.included:
+            r = self._ratio(v)
+            out += [(t, p * r, side, usd_) for t, p, side, usd_ in self.members[v].liquidations]
+        return sorted(out)[-400:]
+
+    @property
+    def phase(self):
+        if self.heatmap is not None:
+            return "ready"
+        phases = {f.phase for f in self.members.values()}
+        return "error" if phases == {"error"} else "backfilling" if "backfilling" in phases \
+            else "waiting"
+
+    @property
+    def error(self):
+        return "; ".join(f"{VENUES[v].label}: {f.error}" for v, f in self.members.items() if f.error)
+
+    @property
+    def progress(self):
+        ps = [f.progress for f in self.members.values()]
+        return sum(p[0] for p in ps), sum(p[1] for p in ps)
+
+    @property
+    def state(self):
+        states = [self.members[v].state for v in self.included] or \
+            [f.state for f in self.members.values()]
+        worst = [s for s in states if s is not None and s != FeedState.LIVE]
+        return worst[0] if worst else (FeedState.LIVE if states and states[0] else None)
+
+    @property
+    def reason(self):
+        return "; ".join(f"{VENUES[v].label}: {self.members[v].reason}" for v in self.included
+                         if self.members[v].reason and self.members[v].state != FeedState.LIVE)
+
+    @property
+    def last_data_ms(self):
+        ts = [f.last_data_ms for f in self.members.values() if f.last_data_ms is not None]
+        return max(ts) if ts else None
+
+    @property
+    def older_error(self):
+        return next((f.older_error for f in self.members.values() if f.older_error), "")
+
+
+@dataclass
+class _Live:
+    column: np.ndarray
+    state: np.ndarray
+
+
+@dataclass
+class _OI:
+    base: float
+
+
+class _Feeds:
+    """``feeds.get(symbol)`` as the app reads it: the chosen venue's feed, or the sum."""
+
+    def __init__(self, venues: "Venues"):
+        self.venues = venues
+
+    def get(self, symbol, default=None):
+        return self.venues.feed(symbol) or default
+
+    def __contains__(self, symbol) -> bool:
+        return self.venues.feed(symbol) is not None
+
+
+class Venues:
+    """One ``Controller`` per venue behind the interface the app uses. ``view`` is a venue
+    or ``"all"``; ``switch`` starts the feeds the view needs (one per venue per live asset)."""
+
+    def __init__(self, urls: dict, *, view: str = "binance", **kw):
+        self.controllers = {v: Controller(rest_url=r, ws_url=w, venue=v, **kw)
+                            for v, (r, w) in urls.items()}
+        self.view = view if view == ALL or view in self.controllers else next(iter(urls))
+        self._sums: dict[str, VenueSum] = {}
+        self._notes: deque[FeedEvent] = deque(maxlen=200)
+        self.feeds = _Feeds(self)
+
+    @property
+    def first(self) -> Controller:
+        return next(iter(self.controllers.values()))
+
+    def views(self) -> list[str]:
+        return [ALL, *self.controllers] if len(self.controllers) > 1 else list(self.controllers)
+
+    def active(self) -> list[Controller]:
+        return list(self.controllers.values()) if self.view == ALL else [self.controllers[self.view]]
+
+    def feed(self, symbol: str):
+        if self.view != ALL:
+            return self.controllers[self.view].feeds.get(symbol)
+        members = {v: c.feeds[symbol] for v, c in self.controllers.items() if symbol in c.feeds}
+        if not members:
+            return None
+        s = self._sums.get(symbol)
+        if s is None or s.members.keys() != members.keys():
+            s = self._sums[symbol] = VenueSum(symbol, members, self.note)
+        return s
+
+    def label(self, symbol: str) -> str:
+        """What the view includes: "Binance+Bybit+OKX", or one venue."""
+        if self.view != ALL:
+            return self.controllers[self.view].venue.label
+        f = self.feed(symbol)
+        inc = f.included if f is not None else ()
+        return "+".join(VENUES[v].label for v in (inc or self.controllers))
+
+    def note(self, symbol: str, text: str, level=logging.WARNING) -> None:
+        self._notes.append(FeedEvent(self.clock(), symbol, text))
+        log.log(level, "%s %s", symbol, text)
+
+    def switch(self, symbol: str):
+        for c in self.active():
+            c.switch(symbol)
+        return self.feed(symbol.upper())
+
+    def set_view(self, view: str, symbol: str):
+        self.view = view
+        return self.switch(symbol)
+
+    # ---- the Controller interface, for every venue at once
+    @property
+    def params(self) -> ModelParams:
+        return self.first.params
+
+    def set_params(self, params: ModelParams) -> None:
+        for c in self.controllers.values():
+            c.set_params(params)
+
+    async def rebuild(self, symbol: str) -> None:
+        await asyncio.gather(*(c.rebuild(symbol) for c in self.controllers.values()))
+
+    async def load_symbols(self) -> list[str]:
+        return await self.first.load_symbols()
+
+    @property
+    def events(self) -> list[FeedEvent]:
+        import heapq
+
+        evs = heapq.merge(*(c.events for c in self.controllers.values()), self._notes,
+                          key=lambda e: e.time)
+        return list(evs)[-200:]
+
+    def _every(name):  # noqa: N805 - a property set on every controller
+        def get(self):
+            return getattr(self.first, name)
+
+        def put(self, value):
+            for c in self.controllers.values():
+                setattr(c, name, value)
+        return property(get, put)
+
+    range_ms = _every("range_ms")
+    lookback_ms = _every("lookback_ms")
+    clock = _every("clock")
+    ready = _every("ready")
+    symbols = _every("symbols")  # the first venue's list (the picker's)
+    rest_url = _every("rest_url")
+    ws_url = _every("ws_url")
+    del _every
+
+    def replay_pause(self, paused: bool) -> None:
+        for c in self.controllers.values():
+            c.replay_pause(paused)
+
+    def replay_speed(self, factor: float) -> float | None:
+        speeds = [c.replay_speed(factor) for c in self.controllers.values()]
+        return speeds[0]
+
+    @property
+    def closed(self) -> bool:
+        return self.first.closed
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.controllers.values()))

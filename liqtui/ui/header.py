@@ -43,6 +43,7 @@ class HeaderInfo:
     legend_usd: float | None = None
     progress: tuple[int, int] = (0, 0)
     note: str = ""
+    summed: bool = False             # venue names a sum of venues: kept longer
 
 
 def _age(s: float) -> str:
@@ -66,7 +67,7 @@ def header_text(h: HeaderInfo, width: int) -> Text:
         parts.append((prio, pieces, pieces if short is None else short))
 
     add(11, [(h.symbol, "bold")])
-    add(2, [(h.venue, "")], [(h.venue.split()[0], "")])
+    add(6.5 if h.summed else 2, [(h.venue, "")], [(h.venue.split()[0], "")])
     if h.price is not None:
         piece = [(f"{h.price:,.{h.decimals}f}", "bold")]
         if h.change is not None:

@@ -28,6 +28,13 @@ HOW = (
     "isolated formula, as every such product does. Voluntary closes and stops are invisible, "
     "so real liquidations are smaller than the bands. Realized-liquidation markers are a "
     "sample: Binance pushes at most one per symbol per second.\n"
+    "Venues: v cycles all → Binance → Bybit → OKX (the header names what is included). All "
+    "sums each venue's own model on Binance's price grid, every venue's prices mapped by the "
+    "ratio of the venues' prices at the same time, so basis does not smear the bands; V "
+    "stacks the levels by venue. A venue that fails is left out of the sum with a note in "
+    "the header and the feed events. Bybit and OKX candles carry no taker-buy volume: their "
+    "backfill uses a 0.5 taker share (new positions split evenly); live steps use their "
+    "trades.\n"
     "Colour: black = nothing, yellow = the legend's USD (θ × the largest visible cell; t/T "
     "move θ). The last column is the live, provisional step. These are estimates, not known "
     "positions."
@@ -167,6 +174,8 @@ class FeedEventsScreen(ModalScreen):
         for ev in list(self.controller.events)[-150:]:
             lines.append(time.strftime("%H:%M:%S ", time.gmtime(ev.time / 1000)), "dim")
             lines.append(f"{ev.symbol:<9} ", "bold")
+            if ev.venue:
+                lines.append(f"{ev.venue:<8} ", "#5fafff")
             lines.append(ev.text + "\n")
         if not lines.plain:
             lines.append("no feed events yet", "dim")

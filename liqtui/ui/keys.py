@@ -44,6 +44,8 @@ KEYS: tuple[Key, ...] = (
     Key("side", "s", "cycle_sides", "Side", True, "filter"),
     Key("threshold_down", "t", "threshold(-1)", "Threshold down", False, "filter"),
     Key("threshold_up", "T", "threshold(1)", "Threshold up", False, "filter"),
+    Key("venue", "v", "cycle_venue", "Venue", False, "view"),
+    Key("stack_venues", "V", "stack_venues", "Levels by venue", False, "view"),
     Key("pause", "p", "pause", "Pause", True, "view"),
     Key("replay_faster", "full_stop", "replay_speed(1)", "Replay faster (×2)", False, "view"),
     Key("replay_slower", "comma", "replay_speed(-1)", "Replay slower (÷2)", False, "view"),

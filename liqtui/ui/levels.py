@@ -1,5 +1,6 @@
 """The live levels list: shorts above the price, longs below, a price line between them.
 Columns: side, price, USD, distance from the price, cumulative USD from the price out (Σ).
+Stacked by venue (the venue sum), each level has a second row: its USD share per venue.
 
 Line API: each row is a cached ``Strip``; an update refreshes only rows whose text changed
 (Textual resends whatever is marked dirty, so an unchanged list costs nothing)."""
@@ -25,6 +26,13 @@ def _usd(x: float) -> str:
     return usd(x).replace("$", "")
 
 
+def _shares(by: dict, total: float, w: int) -> str:
+    """"  └ Binance 55% Bybit 30% OKX 15%", initials when narrow."""
+    parts = [(k, 100 * v / total if total > 0 else 0.0) for k, v in by.items()]
+    text = "  └ " + " ".join(f"{k} {p:.0f}%" for k, p in parts)
+    return text if len(text) <= w else "  └ " + " ".join(f"{k[0]}{p:.0f}%" for k, p in parts)
+
+
 class LevelsList(Widget):
     DEFAULT_CSS = """
     LevelsList { height: 1fr; width: 1fr; }
@@ -38,11 +46,14 @@ class LevelsList(Widget):
         self.price: float | None = None
         self.decimals = 2
         self.message = "waiting for data…"
+        self.by_venue: list[dict] | None = None  # per level: venue label → USD
 
     # -------------------------------------------------------------- data
 
-    def set_levels(self, levels, price: float | None, decimals: int, message: str = "") -> None:
+    def set_levels(self, levels, price: float | None, decimals: int, message: str = "",
+                   by_venue: list[dict] | None = None) -> None:
         self.levels, self.price, self.decimals, self.message = list(levels), price, decimals, message
+        self.by_venue = None if by_venue is None else list(by_venue)
         self._relayout()
 
     def set_price(self, price: float | None) -> None:
@@ -81,7 +92,9 @@ class LevelsList(Widget):
         if not self.levels:
             rows.append((self.message or "no levels", DIM))
         else:
-            room = max(h - 2, 2)
+            split = {id(lv): b for lv, b in zip(self.levels, self.by_venue or [])}
+            per = 2 if split else 1  # rows per level
+            room = max((h - 2) // per, 2)
             shorts = sorted((x for x in self.levels if x.side == "short"), key=lambda x: x.price,
                             reverse=True)
             longs = sorted((x for x in self.levels if x.side == "long"), key=lambda x: -x.price)
@@ -90,11 +103,17 @@ class LevelsList(Widget):
             nl = min(len(longs), room - ns)
             keep_s = sorted(sorted(shorts, key=lambda x: -x.usd)[:ns], key=lambda x: -x.price)
             keep_l = sorted(sorted(longs, key=lambda x: -x.usd)[:nl], key=lambda x: -x.price)
-            rows += [(self._fmt_row(x, w), SHORT) for x in keep_s]
+            for x in keep_s:
+                rows.append((self._fmt_row(x, w), SHORT))
+                if split:
+                    rows.append((_shares(split[id(x)], x.usd, w), DIM))
             if self.price is not None:
                 label = f" {self.price:,.{self.decimals}f} "
                 rows.append((label.center(min(w, 44), "─"), PRICE))
-            rows += [(self._fmt_row(x, w), LONG) for x in keep_l]
+            for x in keep_l:
+                rows.append((self._fmt_row(x, w), LONG))
+                if split:
+                    rows.append((_shares(split[id(x)], x.usd, w), DIM))
         changed = [y for y in range(max(len(rows), len(self.rows)))
                    if force or y >= len(rows) or y >= len(self.rows) or rows[y] != self.rows[y]]
         self.rows = rows
