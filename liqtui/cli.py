@@ -9,11 +9,9 @@ import sys
 
 from . import __version__
 from .config import OPTIONS, ConfigError, load_settings
+from .feeds.venues import VENUES
 
-VENUES = ("binance",)
-# liqtui.feeds.venues.VENUES's names, spelled out: importing the registry pulls in aiohttp,
-# and --help must stay light (a test checks the two agree)
-VENUE_NAMES = ("binance", "bybit", "okx")
+VENUE_NAMES = tuple(VENUES)  # the venue table is light to import (no aiohttp, no numpy)
 RANGES = {"12h": 12 * 3_600_000, "24h": 24 * 3_600_000, "3d": 3 * 86_400_000,
           "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
 
@@ -69,7 +67,7 @@ def _add_app_args(p) -> None:
                    help="colour depth (default auto; NO_COLOR is honoured)")
     a.add_argument("--local-time", action="store_true", help="time axis in local time (default UTC)")
     a.add_argument("--log", metavar="FILE", help="write what the feeds do to FILE")
-    a.add_argument("--venue", choices=["binance", "bybit", "okx", "all"], default="binance",
+    a.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
                    help="venue shown first; all: the venues summed (default binance; v cycles)")
     a.add_argument("--rest-url", metavar="URL",
                    help="REST base URL of --venue (env LIQTUI_<VENUE>_REST_URL for each venue)")
@@ -154,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wt.set_defaults(handler=cmd_watch)
     wt.add_argument("--symbol", required=True, metavar="SYMBOL", help="perpetual, e.g. BTCUSDT")
-    wt.add_argument("--venue", choices=VENUES, default="binance", help="venue (default binance)")
+    wt.add_argument("--venue", choices=["binance"], default="binance",
+                    help="venue (default binance; the app, levels and record take all three)")
     wt.add_argument("--range", choices=list(RANGES), default="24h",
                     help="lookback the model runs over (default 24h)")
     wt.add_argument("--top", type=_positive_int, default=5, metavar="N",
@@ -538,7 +537,7 @@ def _files_input(args):
 
 def _network_input(args):
     """Backfill the lookback over REST (closed 5-minute steps) from the chosen venue."""
-    from .feeds import BannedError, RestError, UnknownSymbolError
+    from .feeds import BannedError, UnknownSymbolError
     from .feeds.venues import venue
 
     v = venue(args.venue)
@@ -828,8 +827,7 @@ def _add_store_commands(sub) -> None:
         "SIGTERM flushes the store\nand reports what was captured.",
         epilog=RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     rc.set_defaults(handler=cmd_record)
-    # the registry's names, spelled out: importing it here would slow every --help
-    rc.add_argument("--venue", choices=("binance", "bybit", "okx", "all"), default="binance",
+    rc.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
                     help="venue, or all of them (default binance)")
     rc.add_argument("--symbols", type=_symbols, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
     rc.add_argument("--symbol-file", metavar="FILE",
