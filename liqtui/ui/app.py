@@ -225,6 +225,9 @@ class LiqApp(App):
         self.view.can_focus = False  # the cursor keys are the screen's (ids in keys.py)
         self.main.set_focus(None)
         self.set_interval(self.options.refresh_s, self._refresh)
+        # until the first heatmap, look for it at 20 Hz: the first paint should not wait for
+        # the next tick of the 4 Hz redraw loop (an idle poll is a few comparisons)
+        self._first_poll = self.set_interval(0.05, self._refresh_until_painted)
         self.run_worker(self._start(), name="start", exclusive=True, group="start")
         self.layout_for(self.size.width, self.size.height)
         self._refresh()
@@ -361,6 +364,12 @@ class LiqApp(App):
         except Exception:  # noqa: BLE001
             pass
         scr.query_one(HeaderBar).set_info(self._header_info(f))
+
+    def _refresh_until_painted(self) -> None:
+        if self.first_paint is not None:
+            self._first_poll.stop()
+            return
+        self._refresh()
 
     def _show(self, f, rescale: bool) -> None:
         hm = f.heatmap
