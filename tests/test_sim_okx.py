@@ -323,3 +323,22 @@ async def test_drop_silent_and_damaged_frames(sim, http):
     assert m.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                       aiohttp.WSMsgType.ERROR)
     assert proto(sim).counters["fault_drops"] >= 1
+
+
+async def test_a_symbol_added_after_the_start_is_served(http):
+    """--demo builds its market one symbol at a time while the server already runs: OKX must
+    list and serve a symbol that joined later (it once froze its instruments at start)."""
+    m = Market(("SOLUSDT",), seed=3, history_days=0.2)
+    sx = SimExchange(m, venues=("okx",))
+    await sx.start()
+    try:
+        _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
+        assert "BNB-USDT-SWAP" not in {d["instId"] for d in body["data"]}
+        m.add(m.prepare(["BNBUSDT"]))
+        _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
+        assert "BNB-USDT-SWAP" in {d["instId"] for d in body["data"]}
+        st, body = await get(http, sx, "/api/v5/market/candles", instId="BNB-USDT-SWAP",
+                             bar="5m", limit=3)
+        assert st == 200 and body["code"] == "0" and len(body["data"]) == 3
+    finally:
+        await sx.stop()

@@ -123,11 +123,9 @@ class Protocol:
         seed = getattr(exchange, "_seed", 1)
         self._rng = random.Random(seed * 7919 + 5)
         self._seed = seed
-        self.inst = {}            # instId → (symbol, ctVal, tick, lot)
-        for sym, spec in venue_market.symbols.items():
-            base = spec.base
-            self.inst[f"{base}-USDT-SWAP"] = (sym, CT_VAL.get(base, 1.0), spec.tick_size, LOT_SZ)
-        self.by_sym = {v[0]: k for k, v in self.inst.items()}
+        self._inst: dict = {}     # instId → (symbol, ctVal, tick, lot)
+        self._by_sym: dict = {}   # symbol → instId
+        self._inst_n = -1         # the market's symbol count they were built for
         self.counters = {"frames": 0, "rest_requests": 0, "rate_limited": 0, "fault_drops": 0,
                          "idle_closes": 0, "late_liquidations": 0, "dropped_clients": 0}
         self._conns: set[_Conn] = set()
@@ -140,6 +138,26 @@ class Protocol:
         self._replay: dict[int, list[str]] = {}
 
     # -- aiohttp ---------------------------------------------------------------------------
+
+    # the market may gain symbols after the server starts (--demo builds them one by one)
+    def _sync_inst(self) -> None:
+        syms = self.vm.symbols
+        if len(syms) != self._inst_n:
+            self._inst = {f"{spec.base}-USDT-SWAP": (sym, CT_VAL.get(spec.base, 1.0),
+                                                     spec.tick_size, LOT_SZ)
+                          for sym, spec in syms.items()}
+            self._by_sym = {v[0]: k for k, v in self._inst.items()}
+            self._inst_n = len(syms)
+
+    @property
+    def inst(self) -> dict:
+        self._sync_inst()
+        return self._inst
+
+    @property
+    def by_sym(self) -> dict:
+        self._sync_inst()
+        return self._by_sym
 
     def routes(self) -> list:
         r = [web.get(p, self._rest_handler(p, f)) for p, f in (
