@@ -33,6 +33,8 @@ SHOTS = [
     ("main-16", (120, 40), ["--colors", "16"], {}, [], "16 colours (--colors 16)"),
     ("small-80x24", (80, 24), ["--colors", "256"], {}, [], "80×24"),
     ("wide-200x60", (200, 60), [], {"COLORTERM": "truecolor"}, [], "200×60"),
+    ("venues", (120, 40), ["--venue", "all"], {"COLORTERM": "truecolor"}, ["V"],
+     "Binance+Bybit+OKX summed, levels by venue (--venue all, V)"),
 ]
 
 
