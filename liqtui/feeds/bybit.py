@@ -412,8 +412,11 @@ class BybitLive(LiveFeed):
         self.book = TickerBook()
         self._pending: dict[str, tuple] = {}   # req_id → (conn id, topics) awaiting an ack
         self._req = 0
-        self._ids: set[str] = set()            # recent trade UUIDs ...
-        self._id_order: deque[str] = deque()   # ... oldest first, to forget them in order
+        # recent trade UUIDs in two generations: when the newer holds RECENT_TRADE_IDS it
+        # becomes the older and the oldest is forgotten whole (between 1 and 2 × that many
+        # are remembered, for two set operations a trade)
+        self._ids: set[str] = set()
+        self._old_ids: set[str] = set()
         # the hot path without a wrapper: one message → events, acks to _on_reply
         self._parse = partial(parse_frame, counters=self.counters, book=self.book,
                               on_reply=self._on_reply)
@@ -478,12 +481,10 @@ class BybitLive(LiveFeed):
         """Trade ids are UUIDs (no order): remember the most recent ones."""
         tid = ev.trade_id
         ids = self._ids
-        if tid in ids:
+        if tid in ids or tid in self._old_ids:
             return False
         ids.add(tid)
-        order = self._id_order
-        order.append(tid)
-        if len(order) > RECENT_TRADE_IDS:
-            ids.discard(order.popleft())
+        if len(ids) >= RECENT_TRADE_IDS:
+            self._old_ids, self._ids = ids, set()
         return True
 
