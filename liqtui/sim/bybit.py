@@ -39,6 +39,7 @@ from collections import deque
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .faults import DropClock
 from .server import _Conn, _decimals, _dumps, _fmt, _with_extra_fields
 
 SEC = 1000
@@ -91,7 +92,7 @@ class Protocol:
         self._liqs: dict[str, list] = {}          # sym → liquidations of the open window
         self._liq_window: dict[str, int] = {}
         self._cs = 1
-        self._last_drop = time.monotonic()
+        self._drop_clock = DropClock()
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -599,11 +600,7 @@ class Protocol:
     def _housekeeping(self) -> None:
         f = self.x.faults
         wall = time.monotonic()
-        drop = False
-        if f.drop_every_s and wall - self._last_drop >= f.drop_every_s:
-            drop, self._last_drop = True, wall
-        elif not f.drop_every_s:
-            self._last_drop = wall
+        drop = self._drop_clock.due(f.drop_every_s, wall)
         for conn in list(self._conns):
             if conn.closing:
                 continue

@@ -6,6 +6,7 @@ a test (or `liqtui sim`) can flip them at any moment: ``sim.faults.silent = True
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, fields
 
 
@@ -42,3 +43,23 @@ class Faults:
 
     def active(self) -> bool:
         return self != Faults()
+
+
+class DropClock:
+    """When the ``drop_every_s`` fault's next cut of every socket is due (wall time), per
+    protocol server: the period counts from the last cut, or from when the fault was set."""
+
+    def __init__(self):
+        self._last = time.monotonic()
+
+    def restart(self) -> None:
+        self._last = time.monotonic()
+
+    def due(self, every_s: float, wall: float) -> bool:
+        if not every_s:
+            self._last = wall
+            return False
+        if wall - self._last >= every_s:
+            self._last = wall
+            return True
+        return False

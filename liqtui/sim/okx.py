@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from . import replay as _replay
+from .faults import DropClock
 from .server import _CLOSE, MIN, _decimals, _dumps, _fmt, _with_extra_fields
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class Protocol:
         self._late: list[tuple[int, dict]] = []      # held-back pushes: (due sim ms, payload)
         self._last_oi = -1
         self._last_candle: dict[str, int] = {}
-        self._last_drop = time.monotonic()
+        self._drop_clock = DropClock()
         self._replay: dict[int, list[str]] = {}
 
     # -- aiohttp ---------------------------------------------------------------------------
@@ -675,11 +676,7 @@ class Protocol:
         """The drop fault and OKX's 30 s rule (no subscription, or nothing sent)."""
         f = self.exchange.faults
         wall = time.monotonic()
-        drop = False
-        if f.drop_every_s and wall - self._last_drop >= f.drop_every_s:
-            drop, self._last_drop = True, wall
-        elif not f.drop_every_s:
-            self._last_drop = wall
+        drop = self._drop_clock.due(f.drop_every_s, wall)
         for conn in list(self._conns):
             if conn.closing:
                 continue

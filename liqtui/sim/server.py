@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import replay as _replay
-from .faults import Faults
+from .faults import DropClock, Faults
 from .venues import load_protocols
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class SimExchange:
         self._replay_tasks: set[asyncio.Task] = set()
         self._runner: web.AppRunner | None = None
         self._pump_task: asyncio.Task | None = None
-        self._last_drop = time.monotonic()
+        self._drop_clock = DropClock()
         # per-symbol stream state
         self._kline_ids: dict[str, list[int]] = {}    # sym → [bar_open, first_id, last_id]
         self._kline_last_push: dict[str, int] = {}
@@ -289,7 +289,7 @@ class SimExchange:
         self.host, self.port = host, sock.getsockname()[1]
         self.rest_url = f"http://{host}:{self.port}"
         self.ws_url = f"ws://{host}:{self.port}"
-        self._last_drop = time.monotonic()
+        self._drop_clock.restart()
         # events from before the server existed are nobody's live data: skip that backlog, so
         # the first frames a client sees are current
         self.market.advance()
@@ -1012,11 +1012,7 @@ class SimExchange:
         # a floor on the pong wait: at high time scales a busy (but healthy) client on a
         # loaded machine must not be cut for answering a few hundred ms late
         pong_timeout = max(WS_PONG_TIMEOUT / 1000.0 / scale, 3.0)
-        drop = False
-        if self.faults.drop_every_s and wall - self._last_drop >= self.faults.drop_every_s:
-            drop, self._last_drop = True, wall
-        elif not self.faults.drop_every_s:
-            self._last_drop = wall
+        drop = self._drop_clock.due(self.faults.drop_every_s, wall)
         for conn in list(self._conns):
             if conn.closing:
                 continue
