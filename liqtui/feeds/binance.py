@@ -16,7 +16,6 @@ the clients append the venue's paths, so a test, a testnet or a proxy is just an
 from __future__ import annotations
 
 import asyncio
-import difflib
 import re
 
 import aiohttp
@@ -42,6 +41,7 @@ from .rest import (
     RestError,
     UnknownSymbolError,
     check_base_url,
+    find_symbol,
     now_ms,
     utc,
 )
@@ -204,19 +204,8 @@ class BinanceRest(RestClient):
     async def symbol(self, symbol: str) -> SymbolInfo:
         """The symbol's info, or ``UnknownSymbolError`` naming it (unknown, delisted or not a
         perpetual)."""
-        syms = await self.exchange_info()
-        sym = symbol.strip().upper()
-        if sym in syms:
-            return syms[sym]
-        other = self._all_symbols.get(sym)
-        if other is not None:
-            why = (f"not trading (status {other.status})" if other.status != "TRADING"
-                   else f"a {other.contract_type or 'non-perpetual'} contract, not a perpetual")
-            raise UnknownSymbolError(sym, f"symbol {sym!r} on Binance USDⓈ-M is {why}")
-        near = difflib.get_close_matches(sym, list(syms), n=3)
-        hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise UnknownSymbolError(
-            sym, f"unknown symbol {sym!r}: not a trading USDⓈ-M perpetual on Binance{hint}")
+        return find_symbol(symbol, await self.exchange_info(), self._all_symbols,
+                           venue=self.LABEL, market="USDⓈ-M", trading="TRADING")
 
     # ---------------------------------------------------------------- single values
 

@@ -20,7 +20,6 @@ Errors: a non-zero ``retCode`` is an error even with HTTP 200 (10001 names a bad
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import math
 import time
@@ -57,6 +56,7 @@ from .rest import (
     RestError,
     UnknownSymbolError,
     check_base_url,
+    find_symbol,
     now_ms,
     utc,
 )
@@ -242,19 +242,8 @@ class BybitRest(RestClient):
 
     async def symbol(self, symbol: str):
         """The symbol's info, or ``UnknownSymbolError`` naming it."""
-        syms = await self.exchange_info()
-        sym = symbol.strip().upper()
-        if sym in syms:
-            return syms[sym]
-        other = self._all_symbols.get(sym)
-        if other is not None:
-            why = (f"not trading (status {other.status})" if other.status != "Trading"
-                   else f"a {other.contract_type or 'non-perpetual'} contract, not a perpetual")
-            raise UnknownSymbolError(sym, f"symbol {sym!r} on Bybit linear is {why}")
-        near = difflib.get_close_matches(sym, list(syms), n=3)
-        hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise UnknownSymbolError(
-            sym, f"unknown symbol {sym!r}: not a trading linear perpetual on Bybit{hint}")
+        return find_symbol(symbol, await self.exchange_info(), self._all_symbols,
+                           venue=self.LABEL, market="linear", trading="Trading")
 
     # ---------------------------------------------------------------- single values
 

@@ -6,6 +6,7 @@ requests."""
 
 from __future__ import annotations
 
+import difflib
 import time
 from urllib.parse import urlsplit
 
@@ -81,6 +82,24 @@ def now_ms() -> int:
 
 def utc(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def find_symbol(symbol: str, tradable: dict, listed: dict, *, venue: str, market: str,
+                trading: str):
+    """``tradable[symbol]`` (any case), or ``UnknownSymbolError`` saying why: listed but not
+    ``trading`` (its status) or not a perpetual, or unknown with a did-you-mean."""
+    sym = symbol.strip().upper()
+    if sym in tradable:
+        return tradable[sym]
+    other = listed.get(sym)
+    if other is not None:
+        why = (f"not trading (status {other.status})" if other.status != trading
+               else f"a {other.contract_type or 'non-perpetual'} contract, not a perpetual")
+        raise UnknownSymbolError(sym, f"symbol {sym!r} on {venue} {market} is {why}")
+    near = difflib.get_close_matches(sym, list(tradable), n=3)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise UnknownSymbolError(
+        sym, f"unknown symbol {sym!r}: not a trading {market} perpetual on {venue}{hint}")
 
 
 def join_steps(kl, mk, oi, iv, period) -> dict[str, np.ndarray]:
