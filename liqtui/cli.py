@@ -423,7 +423,7 @@ def cmd_app(args) -> int:
     if args.demo:
         # the first asset's simulated market starts generating now, in a child process, while
         # this one imports the UI; the app builds the other symbols after the first paint
-        from .sim.market import CATALOGUE, Market
+        from .sim.symbols import CATALOGUE
 
         if symbol not in CATALOGUE:
             import difflib
@@ -432,11 +432,15 @@ def cmd_app(args) -> int:
             return _error(f"--symbol {symbol}: the simulated exchange does not list it"
                           f"{f' (did you mean {near[0]}?)' if near else ''}; "
                           f"--demo serves {', '.join(sorted(CATALOGUE))}")
-        from .ui.demo import spawn_build
+        from .sim.child import start_first
 
-        market = Market((), args.demo_seed, history_days=args.demo_days,
-                        time_scale=args.demo_speed, cache_dir=_sim_cache())
-        first = (market, (symbol, spawn_build(market.jobs([symbol])[0])))
+        cache = _sim_cache()
+        start, proc = start_first(symbol, args.demo_seed, args.demo_days, cache)
+        from .sim.market import Market
+
+        market = Market((), args.demo_seed, start_ms=start, time_scale=args.demo_speed,
+                        cache_dir=cache)
+        first = (market, (symbol, proc))
 
     from .ui.app import AppOptions, LiqApp
 

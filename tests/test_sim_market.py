@@ -81,6 +81,35 @@ def test_cache_reproduces_the_cold_build(tmp_path):
     assert _fingerprint(cold, "BTCUSDT") == _fingerprint(plain, "BTCUSDT")
 
 
+def test_history_is_exactly_history_days_without_a_cache():
+    m = Market(symbols=("SOLUSDT",), now_ms=NOW, history_days=0.25, seed=5)
+    assert m.history_start == (NOW - 6 * 60 * MIN) // MIN * MIN
+    assert m._engines["SOLUSDT"].k0 * MIN == m.history_start
+
+
+def test_a_run_cached_up_to_a_day_earlier_is_continued(tmp_path):
+    kw = dict(symbols=("BTCUSDT",), history_days=0.6, seed=9, cache_dir=tmp_path)
+    first = Market(now_ms=NOW, **kw)
+    assert first.history_start == NOW // MIN * MIN - int(0.6 * 1440) * MIN
+    later = NOW + 5 * 60 * MIN
+    again = Market(now_ms=later, **kw)  # the same run, continued from its cached state
+    assert again.history_start == first.history_start and again.cache_hits == ["BTCUSDT"]
+    plain = Market(symbols=("BTCUSDT",), seed=9, now_ms=later, start_ms=first.history_start)
+    for m in (again, plain):
+        m.set_now(later)
+    assert _fingerprint(again, "BTCUSDT") == _fingerprint(plain, "BTCUSDT")
+    # another symbol's cache does not set this one's start; a day later is a new run
+    other = Market(now_ms=later, **{**kw, "symbols": ("ETHUSDT",)})
+    assert other.history_start == first.history_start  # the market's runs share one start
+    from liqtui.sim.symbols import history_start
+    assert history_start(later, 0.6, 9, "mixed", tmp_path, ("SOLUSDT",)) == (
+        later - int(0.6 * 1440) * MIN) // MIN * MIN
+    day_later = NOW + 25 * 60 * MIN
+    fresh = Market(now_ms=day_later, **kw)
+    assert fresh.history_start == day_later // MIN * MIN - int(0.6 * 1440) * MIN
+    assert fresh.cache_hits == []
+
+
 def test_parallel_build_equals_sequential(monkeypatch):
     kw = dict(symbols=("BTCUSDT", "SOLUSDT"), now_ms=NOW, history_days=0.1, seed=8)
     seq = Market(**kw)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import pytest
@@ -38,6 +40,30 @@ async def test_a_symbol_added_later_is_the_symbol_built_up_front():
     assert seen[0][:2] == ("ETHUSDT", 0) and seen[-1][1] == seen[-1][2] > 0
     with pytest.raises(ValueError, match="unknown symbol 'NOPEUSDT'"):
         later.prepare(["NOPEUSDT"])
+
+
+def test_the_first_symbol_starts_building_before_numpy_is_imported():
+    """The CLI's path: the child generates while the parent imports numpy, Textual, aiohttp."""
+    code = ("import sys, asyncio, liqtui.cli\n"
+            "from liqtui.sim.child import start_first\n"
+            "start, build = start_first('BTCUSDT', 3, 0.05, None)\n"
+            "assert 'numpy' not in sys.modules, 'numpy imported before the child started'\n"
+            "eng, hit, secs = asyncio.run(build.result())\n"
+            "print(start, eng.k0 * 60000, eng.spec.symbol, hit)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    start, k0, symbol, hit = out.stdout.split()
+    assert start == k0 and symbol == "BTCUSDT" and hit == "False"
+
+
+async def test_a_failed_build_is_an_answer_not_a_crash():
+    from liqtui.sim.child import Build
+    from liqtui.sim.symbols import CATALOGUE
+
+    got = await Build((CATALOGUE["BTCUSDT"], 3, "no-such-regime", NOW - 60 * MIN, NOW,
+                       None)).result()
+    assert isinstance(got, KeyError) and "no-such-regime" in str(got)
 
 
 async def until(pilot, cond, timeout=30.0):

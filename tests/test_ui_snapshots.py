@@ -25,6 +25,7 @@ from liqtui.sim.market import Market  # noqa: E402
 from liqtui.ui.app import AppOptions, LiqApp  # noqa: E402
 
 NOW = 1_763_645_850_000      # 2025-11-20 13:37:30 UTC
+DAY = 86_400_000
 LIVE_MS = 20_000             # the live feed's share: 20 s of trades, marks and liquidations
 WATCH = ("BTCUSDT", "ETHUSDT")
 
@@ -35,7 +36,8 @@ def cache(tmp_path_factory):
 
 
 def demo_app(cache) -> tuple[LiqApp, Market]:
-    market = Market(WATCH, 7, now_ms=NOW, history_days=1.0, cache_dir=cache)
+    # the history starts at the day boundary before NOW - 1 day: the seeded data the SVGs pin
+    market = Market(WATCH, 7, now_ms=NOW, start_ms=(NOW - DAY) // DAY * DAY, cache_dir=cache)
     market.set_now(NOW)
     opts = AppOptions(demo=True, demo_market=market, watchlist=WATCH, lookback_ms=86_400_000,
                       range_name="12h", live_s=0.1,

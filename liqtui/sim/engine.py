@@ -45,6 +45,7 @@ import numpy as np
 
 from ..model.liqprice import bracket_table
 from . import traders
+from .symbols import ENGINE_VERSION
 from .triggers import TriggerBook
 
 MIN = 60_000
@@ -52,7 +53,6 @@ DAY_MIN = 1440
 COMPACT_EVERY = 720           # minutes (aligned to UTC): drop closed positions from the arrays
 RECENT_MINUTES = 360          # minutes of intra-minute paths kept for rendering live events
 MAX_CASCADE = 40
-ENGINE_VERSION = 2
 
 # impact kernel over the seconds after a market order: 60 % stays, the rest fades over ~20 s
 KERNEL = 0.6 + 0.4 * np.exp(-np.arange(60) / 20.0)

@@ -10,71 +10,37 @@ import math
 import os
 import tempfile
 import time
-import zlib
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..model.grid import Grid, choose_bin_width
-from .engine import COMPACT_EVERY, ENGINE_VERSION, RECENT_MINUTES, REGIMES, SymbolEngine
+from .engine import COMPACT_EVERY, RECENT_MINUTES, REGIMES, SymbolEngine
 from .render import Rendered
+from .symbols import (CATALOGUE, DAY, MIN, SymbolSpec, cache_path, first_minute, history_start,
+                      resolve)
 
-MIN = 60_000
-DAY = 86_400_000
+__all__ = ["CATALOGUE", "Market", "SymbolSpec", "build_child"]
+
 OI_HIST_DEPTH_MS = 30 * DAY  # Binance serves ~30 days of open-interest history
-
-
-@dataclass(frozen=True)
-class SymbolSpec:
-    symbol: str
-    base: str
-    tick_size: float
-    step_size: float
-    price_precision: int
-    qty_precision: int
-    onboard_ms: int | None = None      # listing time; None = listed long before the history
-    # simulation parameters (not exchange facts)
-    price: float = 100.0               # price when generation starts
-    daily_vol: float = 0.03
-    oi_usd: float = 5e7                # scale of the traders' open interest (USD)
-    median_usd: float = 2000.0         # median position notional
-    trades_per_min: float = 150.0
-    listed_days_ago: float | None = None  # catalogue entries listed relative to "now"
-
-
-CATALOGUE = {s.symbol: s for s in (
-    SymbolSpec("BTCUSDT", "BTC", 0.1, 0.001, 2, 3, price=95_000.0, daily_vol=0.025,
-               oi_usd=3e8, median_usd=6000.0, trades_per_min=300),
-    SymbolSpec("ETHUSDT", "ETH", 0.01, 0.001, 2, 3, price=3_400.0, daily_vol=0.032,
-               oi_usd=1.5e8, median_usd=4000.0, trades_per_min=250),
-    SymbolSpec("SOLUSDT", "SOL", 0.001, 0.01, 3, 2, price=180.0, daily_vol=0.045,
-               oi_usd=6e7, median_usd=2500.0, trades_per_min=200),
-    SymbolSpec("BNBUSDT", "BNB", 0.01, 0.01, 2, 2, price=650.0, daily_vol=0.03,
-               oi_usd=3e7, median_usd=1500.0, trades_per_min=120),
-    SymbolSpec("XRPUSDT", "XRP", 0.0001, 0.1, 4, 1, price=2.3, daily_vol=0.045,
-               oi_usd=4e7, median_usd=1500.0, trades_per_min=150),
-    SymbolSpec("DOGEUSDT", "DOGE", 0.00001, 1.0, 5, 0, price=0.32, daily_vol=0.055,
-               oi_usd=3e7, median_usd=1200.0, trades_per_min=150),
-    SymbolSpec("NEWUSDT", "NEW", 0.0001, 1.0, 4, 0, price=0.85, daily_vol=0.09,
-               oi_usd=5e6, median_usd=800.0, trades_per_min=90, listed_days_ago=3),
-)}
 
 
 class Market:
     """Simulated traders on several symbols; every query answers as of ``now_ms()``.
 
-    At construction each symbol is generated from ``history_days`` before ``now_ms`` (a whole
-    day earlier for ≥ 1 day; its listing if later) up to the minute holding ``now_ms``; queries
-    and ``advance()`` generate on as the clock runs. ``regime`` chooses the exogenous price
+    At construction each symbol is generated from ``history_days`` before ``now_ms`` (its
+    listing if later; ``start_ms`` if given) up to the minute holding ``now_ms``; queries and
+    ``advance()`` generate on as the clock runs. ``regime`` chooses the exogenous price
     process (``mixed``, ``calm``, ``trending``, ``volatile``); ``specs`` adds or overrides
     symbols (e.g. a later ``onboard_ms``); ``symbols`` may also hold ``SymbolSpec`` objects.
     With ``cache_dir`` the generated state is saved and reused (per seed, symbol, regime,
-    start and parameters). Unknown symbols raise ``ValueError`` naming them.
+    start and parameters): a run cached up to a day earlier is continued (``history_start``).
+    Unknown symbols raise ``ValueError`` naming them.
     """
 
     def __init__(self, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), seed=1, *, now_ms=None,
-                 history_days=31.0, time_scale=1.0, cache_dir=None, regime="mixed", specs=None):
+                 history_days=31.0, time_scale=1.0, cache_dir=None, regime="mixed", specs=None,
+                 start_ms=None):
         if regime not in REGIMES:
             raise ValueError(f"regime must be one of {', '.join(REGIMES)}, got {regime!r}")
         if not (history_days > 0 and math.isfinite(history_days)):
@@ -84,10 +50,9 @@ class Market:
         self.seed, self.regime, self.time_scale = int(seed), regime, float(time_scale)
         now0 = int(now_ms) if now_ms is not None else int(time.time() * 1000) // MIN * MIN
         self._now0, self._mono0, self._manual = now0, time.monotonic(), None
-        # a whole-day history start (for ≥ 1 day), so a cache built earlier today is reused
-        span = int(history_days * DAY)
-        unit = DAY if history_days >= 1 else MIN
-        self.history_start = (now0 - span) // unit * unit
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.history_start = int(start_ms) if start_ms is not None else history_start(
+            now0, history_days, self.seed, regime, self.cache_dir)
         self._catalogue = dict(CATALOGUE)
         for s in (specs.values() if isinstance(specs, dict) else specs or ()):
             self._catalogue[s.symbol] = s
@@ -96,12 +61,11 @@ class Market:
         for name in symbols:
             s = self._resolve(name)
             self.symbols[s.symbol] = s
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.build_seconds: dict[str, float] = {}
         self.cache_hits: list[str] = []
         jobs = [(s, self.seed, self.regime, self.history_start, now0, self.cache_dir)
                 for s in self.symbols.values()]
-        self.add(_build_all(jobs, span // MIN))
+        self.add(_build_all(jobs, (now0 - self.history_start) // MIN))
         self._emitted = now0
         self._rendered: dict[tuple[str, int], Rendered] = {}
         if not (now_ms is None and self.time_scale == 1.0):
@@ -109,12 +73,7 @@ class Market:
             self._mono0 = time.monotonic()
 
     def _resolve(self, name) -> SymbolSpec:
-        s = name if isinstance(name, SymbolSpec) else self._catalogue.get(str(name).upper())
-        if s is None:
-            raise ValueError(f"unknown symbol {name!r}; known: {', '.join(self._catalogue)}")
-        if s.onboard_ms is None and s.listed_days_ago is not None:
-            s = replace(s, onboard_ms=(self._now0 // DAY) * DAY - int(s.listed_days_ago * DAY))
-        return s
+        return resolve(name, self._now0, self._catalogue)
 
     # -- symbols added later -----------------------------------------------------------------
 
@@ -448,19 +407,20 @@ def _build_engine(spec: SymbolSpec, seed: int, regime: str, history_start: int, 
                   cache_dir: Path | None, progress=None):
     """Generate one symbol from its start (or its cached state) to the minute holding ``now``.
 
-    The cache holds the state at the last compaction boundary before ``now`` (whole-day starts
-    make it reusable all day); a later run loads it and generates only the rest.
+    The cache holds the state at the last compaction boundary before ``now``; a later run
+    (``history_start`` picks the cached start for up to a day) loads it and generates only the
+    rest.
     ``progress(symbol, done, total)`` (minutes) is called at the start, at each compaction
     boundary and at the end.
     """
     t = time.perf_counter()
-    start = _start(spec, history_start)
+    start = first_minute(spec, history_start)
     listed_before = spec.onboard_ms is None or spec.onboard_ms < history_start
     eng = SymbolEngine(spec, seed, regime, start // MIN, listed_before)
     end_k = now // MIN + 1
     checkpoint, hit = None, False
     if cache_dir is not None:
-        path = _cache_path(spec, seed, regime, history_start, cache_dir)
+        path = cache_path(spec, seed, regime, history_start, cache_dir)
         loaded = eng.k
         if path.exists():
             try:
@@ -534,23 +494,9 @@ def _build_all(jobs, minutes: int):
     return [_build_engine(*j) for j in jobs]
 
 
-def _start(spec: SymbolSpec, history_start: int) -> int:
-    """A symbol's first generated minute: the history start, or its listing if later."""
-    if spec.onboard_ms is None:
-        return history_start
-    return max(history_start, spec.onboard_ms // MIN * MIN)
-
-
-def _cache_path(spec, seed, regime, history_start, cache_dir: Path) -> Path:
-    # every simulation parameter of the spec is in the name, so editing one misses the cache
-    tag = zlib.crc32(repr(replace(spec, listed_days_ago=None)).encode())
-    start = _start(spec, history_start)
-    return cache_dir / f"sim-v{ENGINE_VERSION}-{spec.symbol}-s{seed}-{regime}-{start}-{tag:08x}.npz"
-
-
 def _cached(job) -> bool:
     spec, seed, regime, history_start, _now, cache_dir = job
-    return cache_dir is not None and _cache_path(spec, seed, regime, history_start, cache_dir).exists()
+    return cache_dir is not None and cache_path(spec, seed, regime, history_start, cache_dir).exists()
 
 
 def _meta_k(z) -> int:

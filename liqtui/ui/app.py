@@ -69,7 +69,7 @@ class AppOptions:
     demo_cache_dir: object = None
     demo_faults: object = None
     demo_market: object = None  # a liqtui.sim.market.Market (the CLI's; tests' prebuilt)
-    demo_first: object = None   # (symbol, process generating it into demo_market): the CLI's
+    demo_first: object = None   # (symbol, sim.child.Build generating it into demo_market): the CLI's
     store: object = None        # liqtui.store.Store: paint from it, keep what is seen live
     replay: object = None       # controller.ReplaySpec: play stored data instead of the venue
     local_time: bool = False

@@ -1,6 +1,6 @@
 """``--demo``: the simulated exchange in-process, its symbols generated in child processes.
 
-Light to import (no Textual, no aiohttp): the CLI starts the first symbol's generation before
+No Textual, no aiohttp: the CLI starts the first symbol's generation (``sim.child``) before
 its heavy imports, so the two overlap.
 """
 
@@ -10,37 +10,22 @@ import asyncio
 import logging
 import time
 
+from ..sim.child import Build
+
 log = logging.getLogger("liqtui.feeds")
 
 
 def demo_symbols(symbols) -> tuple[str, ...]:
     """The symbols the simulated exchange can serve, of those asked for."""
-    from ..sim.market import CATALOGUE
+    from ..sim.symbols import CATALOGUE
 
     return tuple(dict.fromkeys(s for s in symbols if s in CATALOGUE)) or ("BTCUSDT",)
-
-
-def spawn_build(job):
-    """Generate one simulated symbol (a ``Market.jobs()`` item) in a child process: a plain
-    subprocess (no fork under Textual's threads; no GIL shared with the UI; its stdio are
-    pipes, never the terminal). ``Demo`` collects it; the CLI starts the first one before
-    its own heavy imports, so the two overlap."""
-    import pickle
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from liqtui.sim.market import build_child; build_child()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdin.write(pickle.dumps(job))
-    proc.stdin.close()
-    return proc
 
 
 class Demo:
     """The simulated exchange in-process on a free loopback port (``--demo``).
 
-    Its market starts empty; each symbol is generated in a child process (``spawn_build``)
+    Its market starts empty; each symbol is generated in a child process (``Build``)
     when somebody waits for it (``ensure``: the controller, before a backfill; the first one
     usually already started by the CLI, ``first``) and, after the first paint, the rest of the
     watchlist one after another (``build_rest``). A switch to a symbol not built yet shows its
@@ -60,7 +45,7 @@ class Demo:
         self._wanted: list[str] = []   # symbols somebody waits for, built first
         self._all = False              # build_rest() was called
         self._builder: asyncio.Task | None = None
-        self._child = None   # [symbol, (minutes done, total), process] being built
+        self._child: tuple[str, Build] | None = None  # the symbol being built
         self._stopping = False
 
     async def start(self) -> None:
@@ -99,10 +84,10 @@ class Demo:
             if not todo:
                 return
             sym = todo[0]
-            proc = self._first.pop(sym, None) or spawn_build(self.market.jobs([sym])[0])
-            self._child = [sym, (0, 0), proc]
+            build = self._first.pop(sym, None) or Build(self.market.jobs([sym])[0])
+            self._child = (sym, build)
             try:
-                got = await self._collect(proc)
+                got = await build.result()
             finally:
                 self._child = None
             if self._stopping:
@@ -116,31 +101,6 @@ class Demo:
                                + (" (from the cache)" if got[1] else ""))
             self._ready[sym].set()
 
-    async def _collect(self, proc):
-        """The child's result (or the exception), its progress lines meanwhile."""
-        import pickle
-
-        def progress() -> None:
-            for line in proc.stderr:
-                parts = line.decode(errors="replace").split()
-                if len(parts) == 3 and parts[0] == "progress" and self._child is not None:
-                    self._child[1] = (int(parts[1]), int(parts[2]))
-                elif parts:
-                    log.warning("demo build: %s", " ".join(parts))
-
-        try:
-            reader = asyncio.ensure_future(asyncio.to_thread(progress))
-            out = await asyncio.to_thread(proc.stdout.read)
-            await reader
-            await asyncio.to_thread(proc.wait)
-            return pickle.loads(out) if out else RuntimeError(
-                f"the build process ended with status {proc.returncode}")
-        except Exception as e:  # noqa: BLE001 - the symbol is left out, the demo goes on
-            return e
-        finally:
-            for pipe in (proc.stdout, proc.stderr):
-                pipe.close()
-
     async def ensure(self, symbol: str, progress=None) -> None:
         """Wait until the market holds ``symbol`` (a symbol it will never hold returns at
         once: the venue's answer says the rest); ``progress(done, total)`` meanwhile."""
@@ -152,7 +112,7 @@ class Demo:
         while not ev.is_set():
             child = self._child
             if progress is not None and child is not None and child[0] == symbol:
-                progress(*child[1])
+                progress(*child[1].progress)
             try:
                 await asyncio.wait_for(ev.wait(), 0.25)
             except asyncio.TimeoutError:
@@ -163,16 +123,13 @@ class Demo:
 
     async def stop(self) -> None:
         self._stopping = True
-        procs = [c[2] for c in (self._child,) if c] + [p for p in self._first.values()]
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()  # quit does not wait for a build nobody will see
+        builds = [c[1] for c in (self._child,) if c] + list(self._first.values())
+        for build in builds:
+            build.kill()
         if self._builder is not None:  # it reaps the child and ends
             await asyncio.wait([self._builder], timeout=3.0)
             self._builder.cancel()
-        for proc in self._first.values():  # started by the CLI, never collected
-            proc.wait()
-            for pipe in (proc.stdout, proc.stderr):
-                pipe.close()
+        for build in self._first.values():  # started by the CLI, never collected
+            await build.result()
         if self.exchange is not None:
             await self.exchange.stop()
