@@ -382,7 +382,7 @@ def cmd_app(args) -> int:
     if system is not None:
         os.environ["TEXTUAL_COLOR_SYSTEM"] = system
     try:
-        settings, params, feed_settings = _settings(args)
+        settings = load_settings(_flags(args), config_path=args.config)
     except ConfigError as e:
         return _error(str(e))
     symbol = (args.symbol or settings.watchlist[0]).strip().upper()
@@ -419,10 +419,11 @@ def cmd_app(args) -> int:
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)
 
-    first = None
+    build = None
     if args.demo:
         # the first asset's simulated market starts generating now, in a child process, while
-        # this one imports the UI; the app builds the other symbols after the first paint
+        # this one imports numpy and the UI; the app builds the other symbols after the first
+        # paint
         from .sim.symbols import CATALOGUE
 
         if symbol not in CATALOGUE:
@@ -435,44 +436,55 @@ def cmd_app(args) -> int:
         from .sim.child import start_first
 
         cache = _sim_cache()
-        start, proc = start_first(symbol, args.demo_seed, args.demo_days, cache)
-        from .sim.market import Market
-
-        market = Market((), args.demo_seed, start_ms=start, time_scale=args.demo_speed,
-                        cache_dir=cache)
-        first = (market, (symbol, proc))
-
-    from .ui.app import AppOptions, LiqApp
-
-    wl = settings.watchlist
-    opts = AppOptions(
-        symbol=symbol, watchlist=wl if symbol in wl else (symbol, *wl), range_name=range_name,
-        lookback_ms=lookback, params=params, threshold=settings.threshold, rest_url=rest_url,
-        ws_url=ws_url, feed_settings=feed_settings, keymap=keys, demo=args.demo,
-        demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
-        demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
-        demo_market=first and first[0], demo_first=first and first[1],
-        local_time=args.local_time, started=started, venue=args.venue, venue_urls=urls,
-        replay=getattr(args, "replay", None))
-    if args.demo and lookback > args.demo_days * 86_400_000:
-        opts.lookback_ms = int(args.demo_days * 86_400_000)
-        if UI_RANGES[range_name] > opts.lookback_ms:
-            opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
-    logger.info("liqtui %s starting: %s %s", __version__, "demo" if args.demo else rest_url, symbol)
-    if not args.demo and opts.replay is None:
-        unknown = _unknown_symbol(asked, urls[asked][0], symbol, feed_settings)
-        if unknown:
-            return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}: "
-                          f"{unknown}")
-    opts.store, status = _app_store(args, settings, opts)
-    if status is not None:
-        return status
+        start, build = start_first(symbol, args.demo_seed, args.demo_days, cache)
     try:
-        LiqApp(opts).run()
+        try:  # the model's settings import numpy: checked after the child has started
+            params, feed_settings = settings.model_params(), settings.feed_settings()
+        except ConfigError as e:
+            return _error(str(e))
+        first = None
+        if build is not None:
+            from .sim.market import Market
+
+            first = (Market((), args.demo_seed, start_ms=start, time_scale=args.demo_speed,
+                            cache_dir=cache), (symbol, build))
+
+        from .ui.app import AppOptions, LiqApp
+
+        wl = settings.watchlist
+        opts = AppOptions(
+            symbol=symbol, watchlist=wl if symbol in wl else (symbol, *wl),
+            range_name=range_name, lookback_ms=lookback, params=params,
+            threshold=settings.threshold, rest_url=rest_url, ws_url=ws_url,
+            feed_settings=feed_settings, keymap=keys, demo=args.demo,
+            demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
+            demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
+            demo_market=first and first[0], demo_first=first and first[1],
+            local_time=args.local_time, started=started, venue=args.venue, venue_urls=urls,
+            replay=getattr(args, "replay", None))
+        if args.demo and lookback > args.demo_days * 86_400_000:
+            opts.lookback_ms = int(args.demo_days * 86_400_000)
+            if UI_RANGES[range_name] > opts.lookback_ms:
+                opts.range_name = "24h" if opts.lookback_ms >= UI_RANGES["24h"] else "12h"
+        logger.info("liqtui %s starting: %s %s", __version__,
+                    "demo" if args.demo else rest_url, symbol)
+        if not args.demo and opts.replay is None:
+            unknown = _unknown_symbol(asked, urls[asked][0], symbol, feed_settings)
+            if unknown:
+                return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}"
+                              f": {unknown}")
+        opts.store, status = _app_store(args, settings, opts)
+        if status is not None:
+            return status
+        try:
+            LiqApp(opts).run()
+        finally:
+            if opts.store is not None:
+                opts.store.close()  # flushes what the app saw live
+        return 0
     finally:
-        if opts.store is not None:
-            opts.store.close()  # flushes what the app saw live
-    return 0
+        if build is not None:
+            build.kill()  # a start that ended early leaves no child behind (else: done already)
 
 
 def _app_urls(args) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 _EXPORTS = {
     "BinanceRest": "binance", "BinanceLive": "binance", "Backfill": "rest", "Gap": "binance",
     "RestError": "rest", "UnknownSymbolError": "rest", "BannedError": "rest",
-    "check_base_url": "rest",
+    "check_base_url": "venues",
     "DEFAULT_REST_URL": "binance", "DEFAULT_WS_URL": "binance",
     "FeedSettings": "settings", "BarBuilder": "bars", "WeightLimiter": "ratelimit",
     "Backoff": "backoff", "parse_frame": "binance_parse", "SymbolInfo": "binance_parse",

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import difflib
 import time
-from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
 
 from .events import FeedState, FeedStatus
 from .settings import FeedSettings
+from .venues import check_base_url
 
 
 class RestError(Exception):
@@ -44,22 +44,6 @@ class BannedError(RestError):
     def from_blocked(cls, blocked) -> "BannedError":
         """From a ``ratelimit.Blocked``."""
         return cls(str(blocked), status=418 if blocked.banned else 429, until=blocked.until_ms)
-
-
-def check_base_url(url: str, schemes: tuple[str, ...], what: str) -> str:
-    """A scheme-host-port base URL without a trailing slash, or ValueError naming the value."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ValueError(f"{what} {url!r}: expected {'/'.join(schemes)}://host[:port]")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(
-            f"{what} {url!r}: expected scheme://host[:port] without a path (the client "
-            "appends the venue's paths)")
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ValueError(f"{what} {url!r}: bad port") from None
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 class Backfill(dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,6 @@ class Venue:
              env=None) -> tuple[str, str]:
         """REST and WebSocket base URLs: given (a flag) > ``LIQTUI_<VENUE>_*_URL`` > the
         venue's own; validated, a ValueError naming where a bad one came from."""
-        from .rest import check_base_url
-
         env = os.environ if env is None else env
         out = []
         for given, flag, var, default, schemes in (
@@ -87,3 +86,19 @@ def venues(spec: str) -> list[Venue]:
 def _load(ref: str):
     mod, _, cls = ref.partition(":")
     return getattr(importlib.import_module(mod), cls)
+
+
+def check_base_url(url: str, schemes: tuple[str, ...], what: str) -> str:
+    """A scheme-host-port base URL without a trailing slash, or ValueError naming the value."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"{what} {url!r}: expected {'/'.join(schemes)}://host[:port]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"{what} {url!r}: expected scheme://host[:port] without a path (the client "
+            "appends the venue's paths)")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"{what} {url!r}: bad port") from None
+    return f"{parts.scheme}://{parts.netloc}"
