@@ -13,11 +13,9 @@ import aiohttp
 import pytest
 
 from liqtui.sim.market import Market
-from liqtui.sim.okx import INVERSE, Protocol
-from liqtui.sim.server import SimExchange
+from liqtui.sim.okx import INVERSE
 
-MIN = 60_000
-STEP = 300_000
+from helpers import MIN, STEP, okx_protocol
 
 
 @pytest.fixture(scope="module")
@@ -26,35 +24,13 @@ def market():
 
 
 @pytest.fixture
-async def sim(market):
-    sx = SimExchange(market, venues=("okx",))
-    await sx.start()
-    yield sx
-    await sx.stop()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-def proto(sx) -> Protocol:
-    return next(p for p in sx.protocols if isinstance(p, Protocol))
+async def sim(exchange, market):
+    return await exchange(market, venues=("okx",))
 
 
 async def get(http, sx, path, **params):
     async with http.get(sx.rest_url + path, params=params) as r:
         return r.status, await r.json()
-
-
-async def until(pred, timeout=20.0, what="the condition"):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def _on_tick(px: str, tick: float) -> bool:
@@ -241,7 +217,7 @@ async def test_acks_per_arg_ping_and_channel_routing(sim, http):
 
 
 async def test_idle_sockets_are_closed_with_4004(sim, http):
-    proto(sim).idle_close_s = 1.0
+    okx_protocol(sim).idle_close_s = 1.0
     ws = await http.ws_connect(sim.ws_url + "/ws/v5/public")
     msg = await ws.receive(timeout=5)   # never subscribed
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4004
@@ -256,7 +232,7 @@ async def test_idle_sockets_are_closed_with_4004(sim, http):
         assert (await ws.receive(timeout=5)).data == "pong"
     msg = await ws.receive(timeout=5)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4004
-    assert proto(sim).counters["idle_closes"] >= 2
+    assert okx_protocol(sim).counters["idle_closes"] >= 2
 
 
 async def test_liquidations_bankruptcy_prices_late_and_foreign(sim, http):
@@ -280,7 +256,7 @@ async def test_liquidations_bankruptcy_prices_late_and_foreign(sim, http):
     assert {i["instId"] for i in items} >= {"BTC-USDT-SWAP", INVERSE}
     ts = [int(i["details"][0]["ts"]) for i in items]
     assert any(b < a for a, b in zip(ts, ts[1:])), "no push came late"
-    assert proto(sim).counters["late_liquidations"] > 0
+    assert okx_protocol(sim).counters["late_liquidations"] > 0
     for i in items:
         x = i["details"][0]
         assert (x["posSide"], x["side"]) in {("long", "sell"), ("short", "buy"),
@@ -322,23 +298,19 @@ async def test_drop_silent_and_damaged_frames(sim, http):
         m = await ws.receive(timeout=5)
     assert m.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                       aiohttp.WSMsgType.ERROR)
-    assert proto(sim).counters["fault_drops"] >= 1
+    assert okx_protocol(sim).counters["fault_drops"] >= 1
 
 
-async def test_a_symbol_added_after_the_start_is_served(http):
+async def test_a_symbol_added_after_the_start_is_served(http, exchange):
     """--demo builds its market one symbol at a time while the server already runs: OKX must
     list and serve a symbol that joined later (it once froze its instruments at start)."""
     m = Market(("SOLUSDT",), seed=3, history_days=0.2)
-    sx = SimExchange(m, venues=("okx",))
-    await sx.start()
-    try:
-        _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
-        assert "BNB-USDT-SWAP" not in {d["instId"] for d in body["data"]}
-        m.add(m.prepare(["BNBUSDT"]))
-        _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
-        assert "BNB-USDT-SWAP" in {d["instId"] for d in body["data"]}
-        st, body = await get(http, sx, "/api/v5/market/candles", instId="BNB-USDT-SWAP",
-                             bar="5m", limit=3)
-        assert st == 200 and body["code"] == "0" and len(body["data"]) == 3
-    finally:
-        await sx.stop()
+    sx = await exchange(m, venues=("okx",))
+    _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
+    assert "BNB-USDT-SWAP" not in {d["instId"] for d in body["data"]}
+    m.add(m.prepare(["BNBUSDT"]))
+    _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
+    assert "BNB-USDT-SWAP" in {d["instId"] for d in body["data"]}
+    st, body = await get(http, sx, "/api/v5/market/candles", instId="BNB-USDT-SWAP",
+                         bar="5m", limit=3)
+    assert st == 200 and body["code"] == "0" and len(body["data"]) == 3
