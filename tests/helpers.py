@@ -120,6 +120,11 @@ async def get(session, sim, path, **params):
         return r.status, r.headers, body
 
 
+def on_tick(px: str, tick: float) -> bool:
+    """Whether the price ``px`` (as the venue wrote it) is a whole number of ticks."""
+    return abs(float(px) / tick - round(float(px) / tick)) < 1e-6
+
+
 def okx_protocol(sx):
     """The simulator's OKX side (its counters and switches)."""
     from liqtui.sim.okx import Protocol

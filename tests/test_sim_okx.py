@@ -15,7 +15,7 @@ import pytest
 from liqtui.sim.market import Market
 from liqtui.sim.okx import INVERSE
 
-from helpers import MIN, STEP, okx_protocol
+from helpers import MIN, STEP, okx_protocol, on_tick
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,6 @@ async def sim(exchange, market):
 async def get(http, sx, path, **params):
     async with http.get(sx.rest_url + path, params=params) as r:
         return r.status, await r.json()
-
-
-def _on_tick(px: str, tick: float) -> bool:
-    return math.isclose(round(float(px) / tick) * tick, float(px), abs_tol=tick * 1e-6)
 
 
 # ---------------------------------------------------------------------------- REST
@@ -55,7 +51,7 @@ async def test_time_and_instruments(sim, http):
     assert st == 400 and body["code"] == "51000"
 
 
-async def test_candles_newest_first_in_contracts_and_on_tick(sim, http, market):
+async def test_candles_newest_first_in_contracts_andon_tick(sim, http, market):
     st, body = await get(http, sim, "/api/v5/market/candles", instId="BTC-USDT-SWAP",
                          bar="5m", limit="300")
     rows = body["data"]
@@ -64,7 +60,7 @@ async def test_candles_newest_first_in_contracts_and_on_tick(sim, http, market):
     assert ts == sorted(ts, reverse=True) and all(a - b == STEP for a, b in zip(ts, ts[1:]))
     assert rows[0][8] == "0" and all(r[8] == "1" for r in rows[1:])  # only the newest forms
     for r in rows[:50]:
-        assert all(_on_tick(x, 0.1) for x in r[1:5])
+        assert all(on_tick(x, 0.1) for x in r[1:5])
         assert math.isclose(float(r[5]) * 0.01, float(r[6]), rel_tol=1e-9)  # vol × ctVal = volCcy
         assert float(r[3]) <= min(float(r[1]), float(r[4])) <= float(r[2])
     # the venue's shape: OKX's basis (−0.03 %) on the market's price, 45 % of its volume
@@ -107,7 +103,7 @@ async def test_mark_price_candles(sim, http, market):
     assert len(rows) == 100 and all(len(r) == 6 for r in rows) and ts == sorted(ts, reverse=True)
     ref = {r[0]: r for r in market.mark_klines("BTCUSDT", STEP, start_ms=ts[-1], limit=100)}
     for r in rows[1:20]:
-        assert all(_on_tick(x, 0.1) for x in r[1:5]) and r[5] == "1"
+        assert all(on_tick(x, 0.1) for x in r[1:5]) and r[5] == "1"
         assert math.isclose(float(r[2]), ref[int(r[0])][2] * (1 - 0.0003), abs_tol=0.05)
     _, body = await get(http, sim, "/api/v5/market/mark-price-candles", instId="BTC-USDT-SWAP",
                         bar="5m", limit="101")
@@ -200,7 +196,7 @@ async def test_acks_per_arg_ping_and_channel_routing(sim, http):
     texts = [(await ws.receive(timeout=5)).data for _ in range(200)]
     assert "pong" in texts
     trades = [json.loads(t)["data"][0] for t in texts if t != "pong" and '"trades"' in t[:30]]
-    assert trades and all(_on_tick(t["px"], 0.1) and t["side"] in ("buy", "sell")
+    assert trades and all(on_tick(t["px"], 0.1) and t["side"] in ("buy", "sell")
                           and float(t["sz"]) >= 0.01 for t in trades)
     ids = [int(t["tradeId"]) for t in trades]
     assert ids == sorted(ids)
@@ -262,7 +258,7 @@ async def test_liquidations_bankruptcy_prices_late_and_foreign(sim, http):
         assert (x["posSide"], x["side"]) in {("long", "sell"), ("short", "buy"),
                                              ("net", "sell"), ("net", "buy")}
         if i["instId"] != INVERSE:
-            assert float(x["sz"]) >= 0.01 and _on_tick(x["bkPx"], 0.1 if "BTC" in
+            assert float(x["sz"]) >= 0.01 and on_tick(x["bkPx"], 0.1 if "BTC" in
                                                        i["instId"] else 0.01)
 
 
