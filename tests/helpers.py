@@ -18,7 +18,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from liqtui.feeds.events import Bar, FeedState
+from liqtui.feeds.events import Bar, FeedState, Trade
 from liqtui.feeds.settings import FeedSettings
 from liqtui.sim.market import Market
 
@@ -179,6 +179,38 @@ class Feed:
 def concat(parts):
     """Backfills (or closed steps) joined in order, column by column."""
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+async def a_silent_socket_goes_stale_and_is_replaced(sim, feed):
+    """With the data silent (pings and replies still flow), the feed says STALE after its 0.6 s
+    stale timeout, replaces the socket (RECONNECTING), and is LIVE again once data returns."""
+    async with feed(sim, ("BTCUSDT",), stale_timeout_s=0.6) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
+        sim.faults.silent = True
+        await until(lambda: FeedState.STALE in f.states(), what="STALE")
+        await until(lambda: f.states()[-1] is FeedState.RECONNECTING or
+                    f.live.counters["stale"] >= 2, what="RECONNECTING after STALE")
+        sim.faults.silent = False
+        await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
+        s = f.states()
+        i = s.index(FeedState.STALE)
+        assert FeedState.RECONNECTING in s[i:] and s[-1] is FeedState.LIVE
+        assert "no data for 0.6 s" in f.statuses[i].reason
+
+
+async def damaged_frames_are_counted_and_survived(sim, feed):
+    """Malformed, truncated and extra-field frames are counted while good ones still flow,
+    without a reconnect or a callback error; returns the BTCUSDT trades that got through."""
+    async with feed(sim, ("BTCUSDT",)) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
+        sim.faults.update(malformed_rate=0.2, truncated_rate=0.2, extra_fields=True)
+        n0 = len(f.of(Trade))
+        await until(lambda: f.live.counters["malformed"] >= 30 and len(f.of(Trade)) > n0 + 30,
+                    what="damaged frames counted while good ones still flow")
+        sim.faults.update(malformed_rate=0.0, truncated_rate=0.0, extra_fields=False)
+        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
+        assert f.live.counters["reconnects"] == 0 and f.live.counters["callback_errors"] == 0
+    return f.of(Trade)
 
 
 async def steps_through_an_outage(sim, market, rest_class, feed, sym="BTCUSDT"):

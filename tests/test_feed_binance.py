@@ -31,8 +31,9 @@ from liqtui.feeds.events import Bar, FeedState, Liquidation, MarkPrice, OpenInte
 from liqtui.feeds.ratelimit import Blocked, WeightLimiter
 from liqtui.feeds.settings import FeedSettings
 
-from helpers import (DAY, MIN, SCALE, STEP, Feed, assert_equals_an_uninterrupted_run,
-                     closed_end, steps_through_an_outage, until)
+from helpers import (DAY, MIN, SCALE, STEP, Feed, a_silent_socket_goes_stale_and_is_replaced,
+                     assert_equals_an_uninterrupted_run, closed_end,
+                     damaged_frames_are_counted_and_survived, steps_through_an_outage, until)
 from helpers import fast as fast_timers
 
 
@@ -400,31 +401,11 @@ async def test_dropped_connections_reconnect_and_report_the_gap(sim):
 
 
 async def test_a_silent_socket_is_stale_and_replaced(sim):
-    async with feed(sim, ("BTCUSDT",), stale_timeout_s=0.6) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.silent = True  # pings and replies still flow; data does not
-        await until(lambda: FeedState.STALE in f.states(), what="STALE")
-        await until(lambda: f.states()[-1] is FeedState.RECONNECTING or
-                    f.live.counters["stale"] >= 2, what="RECONNECTING after STALE")
-        sim.faults.silent = False
-        await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
-        s = f.states()
-        i = s.index(FeedState.STALE)
-        assert FeedState.RECONNECTING in s[i:] and s[-1] is FeedState.LIVE
-        assert "no data for 0.6 s" in f.statuses[i].reason
+    await a_silent_socket_goes_stale_and_is_replaced(sim, feed)   # pings and replies still flow
 
 
 async def test_malformed_truncated_and_extra_fields_are_counted_and_survived(sim):
-    async with feed(sim, ("BTCUSDT",)) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.update(malformed_rate=0.2, truncated_rate=0.2, extra_fields=True)
-        n0 = len(f.of(Trade))
-        await until(lambda: f.live.counters["malformed"] >= 30 and len(f.of(Trade)) > n0 + 30,
-                    what="damaged frames counted while good ones still flow")
-        sim.faults.update(malformed_rate=0.0, truncated_rate=0.0, extra_fields=False)
-        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
-        assert f.live.counters["reconnects"] == 0 and f.live.counters["callback_errors"] == 0
-    for t in f.of(Trade):
+    for t in await damaged_frames_are_counted_and_survived(sim, feed):
         assert t.price > 0 and t.qty >= 0 and t.symbol == "BTCUSDT"
 
 

@@ -33,7 +33,8 @@ from liqtui.sim.server import SimExchange, _fmt
 from liqtui.sim.venues import VenueMarket
 
 from helpers import (DAY, MIN, SCALE, STEP, Feed, assert_equals_an_uninterrupted_run,
-                     closed_end, fast, okx_protocol, steps_through_an_outage, until)
+                     closed_end, damaged_frames_are_counted_and_survived, fast, okx_protocol,
+                     steps_through_an_outage, until)
 
 
 @pytest.fixture(scope="module")
@@ -314,16 +315,7 @@ async def test_a_missing_pong_replaces_the_socket(sim):
 
 
 async def test_malformed_and_truncated_frames_are_counted_and_survived(sim):
-    async with feed(sim, ("BTCUSDT",)) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.update(malformed_rate=0.2, truncated_rate=0.2, extra_fields=True)
-        n0 = len(f.of(Trade))
-        await until(lambda: f.live.counters["malformed"] >= 30 and len(f.of(Trade)) > n0 + 30,
-                    what="damaged frames counted while good ones still flow")
-        sim.faults.update(malformed_rate=0.0, truncated_rate=0.0, extra_fields=False)
-        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
-        assert f.live.counters["reconnects"] == 0 and f.live.counters["callback_errors"] == 0
-    for t in f.of(Trade):
+    for t in await damaged_frames_are_counted_and_survived(sim, feed):
         assert t.price > 0 and t.qty > 0 and t.symbol == "BTCUSDT"
 
 
