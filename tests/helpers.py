@@ -181,6 +181,29 @@ def concat(parts):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+async def retries_5xx_and_times_out(sim, rest_class, fast, ref, end, ask):
+    """HTTP 5xx at 30 %: retried, and ETHUSDT's half day to ``end`` equals ``ref``; at 100 %:
+    a clear error after the retries; an answer slower than the timeout: a clear error, each
+    try counted. ``fast(**kw)`` makes the venue's settings; ``ask(rest)`` is a cheap request."""
+    from liqtui.feeds.rest import RestError
+
+    sim.faults.http_5xx_rate = 0.3
+    async with rest_class(sim.rest_url, settings=fast(rest_retries=8)) as rest:
+        bf = await rest.backfill("ETHUSDT", end - DAY // 2, end)
+        assert rest.counters["http_5xx"] > 0 and rest.counters["retries"] > 0
+    for k in ref:
+        np.testing.assert_array_equal(bf[k], ref[k])
+    sim.faults.http_5xx_rate = 1.0
+    async with rest_class(sim.rest_url, settings=fast(rest_retries=2)) as rest:
+        with pytest.raises(RestError, match=r"failed 3 times \(HTTP 5\d\d\)"):
+            await ask(rest)
+    sim.faults.update(http_5xx_rate=0.0, slow_ms=400)
+    async with rest_class(sim.rest_url, settings=fast(rest_retries=1, rest_timeout_s=0.1)) as rest:
+        with pytest.raises(RestError, match="no answer within 0.1 s"):
+            await ask(rest)
+        assert rest.counters["timeouts"] == 2
+
+
 async def a_silent_socket_goes_stale_and_is_replaced(sim, feed):
     """With the data silent (pings and replies still flow), the feed says STALE after its 0.6 s
     stale timeout, replaces the socket (RECONNECTING), and is LIVE again once data returns."""

@@ -33,7 +33,8 @@ from liqtui.feeds.settings import FeedSettings
 
 from helpers import (DAY, MIN, SCALE, STEP, Feed, a_silent_socket_goes_stale_and_is_replaced,
                      assert_equals_an_uninterrupted_run, closed_end,
-                     damaged_frames_are_counted_and_survived, steps_through_an_outage, until)
+                     damaged_frames_are_counted_and_survived, retries_5xx_and_times_out,
+                     steps_through_an_outage, until)
 from helpers import fast as fast_timers
 
 
@@ -334,22 +335,7 @@ async def test_5xx_and_timeouts_are_retried(sim, market):
     end = closed_end(market)
     async with BinanceRest(sim.rest_url) as rest:
         ref = await rest.backfill("ETHUSDT", end - DAY // 2, end)
-    sim.faults.http_5xx_rate = 0.3
-    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=8)) as rest:
-        bf = await rest.backfill("ETHUSDT", end - DAY // 2, end)
-        assert rest.counters["http_5xx"] > 0 and rest.counters["retries"] > 0
-    for k in ref:
-        np.testing.assert_array_equal(bf[k], ref[k])
-    sim.faults.http_5xx_rate = 1.0
-    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=2)) as rest:
-        with pytest.raises(RestError, match=r"failed 3 times \(HTTP 5\d\d\)"):
-            await rest.exchange_info()
-    sim.faults.http_5xx_rate = 0.0
-    sim.faults.slow_ms = 400
-    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=1, rest_timeout_s=0.1)) as rest:
-        with pytest.raises(RestError, match="no answer within 0.1 s"):
-            await rest.exchange_info()
-        assert rest.counters["timeouts"] == 2
+    await retries_5xx_and_times_out(sim, BinanceRest, fast, ref, end, BinanceRest.exchange_info)
 
 
 # ============================================================================ live

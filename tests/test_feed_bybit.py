@@ -15,7 +15,7 @@ import pytest
 
 from liqtui.feeds.bybit import BybitLive, BybitRest, RequestLimiter
 from liqtui.feeds.events import Bar, FeedState, Liquidation, MarkPrice, OpenInterest, Trade
-from liqtui.feeds.rest import BannedError, RestError, UnknownSymbolError
+from liqtui.feeds.rest import BannedError, UnknownSymbolError
 from liqtui.sim import market as sim_market
 from liqtui.sim.server import SimExchange
 from liqtui.sim.venues import SHAPES
@@ -23,8 +23,8 @@ from liqtui.sim.venues import SHAPES
 from helpers import (DAY, MIN, SCALE, STEP, Feed, Scripted,
                      a_silent_socket_goes_stale_and_is_replaced,
                      assert_equals_an_uninterrupted_run, closed_end,
-                     damaged_frames_are_counted_and_survived, fast, steps_through_an_outage,
-                     until)
+                     damaged_frames_are_counted_and_survived, fast, retries_5xx_and_times_out,
+                     steps_through_an_outage, until)
 
 K, VOL, OI_SHARE = SHAPES["bybit"].k, SHAPES["bybit"].volume_share, SHAPES["bybit"].oi_share
 
@@ -173,21 +173,7 @@ async def test_retcode_10006_backs_off_and_5xx_are_retried(sim, market):
         assert rest.counters["rate_limited"] == 2 and rest.limiter.waited_s > 0
     for k in ref:
         np.testing.assert_array_equal(bf[k], ref[k])
-    sim.faults.http_5xx_rate = 0.3
-    async with BybitRest(sim.rest_url, settings=fast(rest_retries=8)) as rest:
-        bf = await rest.backfill("ETHUSDT", end - DAY // 2, end)
-        assert rest.counters["http_5xx"] > 0 and rest.counters["retries"] > 0
-    for k in ref:
-        np.testing.assert_array_equal(bf[k], ref[k])
-    sim.faults.http_5xx_rate = 1.0
-    async with BybitRest(sim.rest_url, settings=fast(rest_retries=2)) as rest:
-        with pytest.raises(RestError, match=r"failed 3 times \(HTTP 5\d\d\)"):
-            await rest.server_time()
-    sim.faults.update(http_5xx_rate=0.0, slow_ms=400)
-    async with BybitRest(sim.rest_url, settings=fast(rest_retries=1, rest_timeout_s=0.1)) as rest:
-        with pytest.raises(RestError, match="no answer within 0.1 s"):
-            await rest.server_time()
-        assert rest.counters["timeouts"] == 2
+    await retries_5xx_and_times_out(sim, BybitRest, fast, ref, end, BybitRest.server_time)
 
 
 async def test_open_interest_older_than_the_venue_keeps_is_nan_with_a_warning(sim, market,
