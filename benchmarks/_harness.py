@@ -12,6 +12,7 @@ import sys
 import time
 
 WARM_UP = 20_000  # messages of the run before the measured ones (imports, connection)
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # what the replays carry
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -26,10 +27,11 @@ def _pinnable() -> bool:
     return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
 
 
-def pin_client() -> None:
-    """The client (this process) on core 1; the server gets core 0."""
+def pin_client() -> int:
+    """The client (this process) on core 1; the server gets core 0. Returns the core count."""
     if _pinnable():
         os.sched_setaffinity(0, {1})
+    return os.cpu_count() or 1
 
 
 def spawn(script: str, *args, numbers: int = 1, cpu: int | None = 0,
@@ -56,9 +58,11 @@ def stop_sim(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-async def timed_ingest(make_live, url: str, bad=("malformed", "unknown")) -> dict:
-    """``make_live(on_event)`` → a live client; its ``ingest(url)`` timed from the first event
-    to the end. The counters named in ``bad`` are summed as the bad messages."""
+async def timed_ingest(live_class, port: int, path: str, bad=("malformed", "unknown"),
+                       **kw) -> dict:
+    """A ``live_class`` client (with ``kw``) for ``SYMBOLS`` reading ``path`` on the server at
+    ``port`` with its ``ingest``, timed from the first event to the end. The counters named in
+    ``bad`` are summed as the bad messages."""
     first = [0.0]
     n_events = [0]
 
@@ -67,9 +71,10 @@ async def timed_ingest(make_live, url: str, bad=("malformed", "unknown")) -> dic
             first[0] = time.perf_counter()
         n_events[0] += 1
 
-    live = make_live(on_event)
+    url = f"ws://127.0.0.1:{port}"
+    live = live_class(url, SYMBOLS, on_event=on_event, **kw)
     t0 = time.perf_counter()
-    await live.ingest(url)
+    await live.ingest(url + path)
     t1 = time.perf_counter()
     c = live.counters
     bars = [live.bars.forming(s) for s in live.symbols]

@@ -52,16 +52,12 @@ def start_sim(count: int = 0, cpu: int | None = 0, history_days: float = 1.0,
 async def one_run(port: int, count: int) -> dict:
     from liqtui.feeds.binance import BinanceLive
 
-    return await timed_ingest(
-        lambda on_event: BinanceLive(f"ws://127.0.0.1:{port}", ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                                     on_event=on_event),
-        f"ws://127.0.0.1:{port}/replay/stream?count={count}")
+    return await timed_ingest(BinanceLive, port, f"/replay/stream?count={count}")
 
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    cores = os.cpu_count() or 1
-    pin_client()
+    cores = pin_client()
     proc, port = start_sim(args.count, cpu=0)
     try:
         rows = measure(one_run, port, args.count, args.runs)

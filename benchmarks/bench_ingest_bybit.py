@@ -83,18 +83,14 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
 async def one_run(port: int, count: int) -> dict:
     from liqtui.feeds.bybit import BybitLive
 
-    return await timed_ingest(
-        lambda on_event: BybitLive(f"ws://127.0.0.1:{port}", ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                                   on_event=on_event),
-        f"ws://127.0.0.1:{port}/replay?count={count}")
+    return await timed_ingest(BybitLive, port, f"/replay?count={count}")
 
 
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--trades-per-msg", type=int, default=1)
     args = ap.parse_args()
-    cores = os.cpu_count() or 1
-    pin_client()
+    cores = pin_client()
     # the server prints its port and how many messages it rendered
     proc, (port, count) = spawn(SERVER, args.count, args.trades_per_msg, numbers=2, cpu=0,
                                 what="the replay server")

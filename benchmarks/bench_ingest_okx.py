@@ -59,17 +59,13 @@ def instruments():
 async def okx_run(port: int, count: int) -> dict:
     from liqtui.feeds.okx import OkxLive
 
-    return await timed_ingest(
-        lambda on_event: OkxLive(f"ws://127.0.0.1:{port}", ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                                 instruments=instruments(), on_event=on_event),
-        f"ws://127.0.0.1:{port}/replay/okx?count={count}",
-        bad=("malformed", "unknown", "foreign"))
+    return await timed_ingest(OkxLive, port, f"/replay/okx?count={count}",
+                              bad=("malformed", "unknown", "foreign"), instruments=instruments())
 
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    cores = os.cpu_count() or 1
-    pin_client()
+    cores = pin_client()
     proc, (port,) = spawn(SERVER, args.count, WARM_UP, cpu=0)
     venues = (("okx", okx_run), ("binance", binance_run))
     results = {name: [] for name, _ in venues}
