@@ -14,15 +14,13 @@ callback), on one core. Prints a table: median of R runs (default 3) after one w
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
-import statistics
-import subprocess
 import sys
-import time
 
-from bench_ingest import GOAL, stop_sim
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import (measure, parser, pin_client, print_runs, spawn,  # noqa: E402
+                      stop_sim, timed_ingest)
+from bench_ingest import GOAL  # noqa: E402
 
 SERVER = r"""
 import asyncio, json, sys, uuid
@@ -82,65 +80,28 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
 """
 
 
-def start_server(count: int, k: int, cpu: int | None = 0) -> tuple[subprocess.Popen, int, int]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(count), str(k)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    if cpu is not None and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(proc.pid, {cpu})
-    line = proc.stdout.readline().split()
-    if len(line) != 2:
-        proc.kill()
-        raise SystemExit("the replay server did not start")
-    return proc, int(line[0]), int(line[1])
-
-
 async def one_run(port: int, count: int) -> dict:
     from liqtui.feeds.bybit import BybitLive
 
-    first = [0.0]
-    n_events = [0]
-
-    def on_event(ev):
-        if not n_events[0]:
-            first[0] = time.perf_counter()
-        n_events[0] += 1
-
-    live = BybitLive(f"ws://127.0.0.1:{port}", ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                     on_event=on_event)
-    t0 = time.perf_counter()
-    await live.ingest(f"ws://127.0.0.1:{port}/replay?count={count}")
-    t1 = time.perf_counter()
-    c = live.counters
-    return {"frames": c["frames"], "events": c["events"], "bad": c["malformed"] + c["unknown"],
-            "dups": c["duplicates"], "wall": t1 - (first[0] or t0)}
+    return await timed_ingest(BybitLive, port, f"/replay?count={count}")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=300_000, help="messages per run")
-    ap.add_argument("--runs", type=int, default=3)
+    ap = parser(__doc__)
     ap.add_argument("--trades-per-msg", type=int, default=1)
     args = ap.parse_args()
-    cores = os.cpu_count() or 1
-    if hasattr(os, "sched_setaffinity") and cores > 1:
-        os.sched_setaffinity(0, {1})
-    proc, port, count = start_server(args.count, args.trades_per_msg, cpu=0)
+    cores = pin_client()
+    # the server prints its port and how many messages it rendered
+    proc, (port, count) = spawn(SERVER, args.count, args.trades_per_msg, numbers=2, cpu=0,
+                                what="the replay server")
     try:
-        asyncio.run(one_run(port, min(count, 20_000)))  # warm-up
-        rows = [asyncio.run(one_run(port, count)) for _ in range(args.runs)]
+        rows = measure(one_run, port, count, args.runs)
     finally:
         stop_sim(proc)
-    rates = [r["frames"] / r["wall"] for r in rows]
     print(f"Bybit live ingest over loopback ({count:,} messages per run, "
           f"{args.trades_per_msg} trade(s) per publicTrade message, {args.runs} runs, "
           f"{cores} cores, server in its own process)")
-    print(f"{'run':>4} {'messages':>10} {'events':>10} {'bad':>5} {'dups':>5} {'wall s':>8} "
-          f"{'msg/s':>10}")
-    for i, (r, rate) in enumerate(zip(rows, rates), 1):
-        print(f"{i:>4} {r['frames']:>10,} {r['events']:>10,} {r['bad']:>5} {r['dups']:>5} "
-              f"{r['wall']:>8.3f} {rate:>10,.0f}")
-    med = statistics.median(rates)
-    print(f"median {med:,.0f} msg/s (goal ≥ {GOAL:,}): {'ok' if med >= GOAL else 'BELOW GOAL'}")
+    print_runs(rows, GOAL)
 
 
 if __name__ == "__main__":

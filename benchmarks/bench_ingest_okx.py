@@ -13,16 +13,15 @@ the ``BarBuilder``, the event callback), on one core. Prints a table: median of 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_ingest import GOAL, stop_sim  # noqa: E402
+from _harness import WARM_UP, parser, pin_client, spawn, stop_sim, timed_ingest  # noqa: E402
+from bench_ingest import GOAL  # noqa: E402
 from bench_ingest import one_run as binance_run  # noqa: E402
 
 SERVER = r"""
@@ -31,33 +30,21 @@ from liqtui.sim.market import Market
 from liqtui.sim.okx import Protocol
 from liqtui.sim.server import SimExchange
 
-async def main(count):
+async def main(count, warm_up):
     cache = os.path.join(tempfile.gettempdir(), "liqtui-sim-cache")
     sx = SimExchange(Market(["BTCUSDT"], seed=1, history_days=1.0, cache_dir=cache),
                      venues=("okx",))
     await sx.start()
     okx = next(p for p in sx.protocols if isinstance(p, Protocol))
-    for n in (count, min(count, 20_000)):
+    for n in (count, min(count, warm_up)):
         await okx.prepare_replay(n)      # render before the clock starts
         await sx.prepare_replay(n)
     print(sx.port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await sx.stop()
 
-asyncio.run(main(int(sys.argv[1])))
+asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
 """
-
-
-def start_sim(count: int, cpu: int | None = 0):
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(count)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    if cpu is not None and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(proc.pid, {cpu})
-    line = proc.stdout.readline()
-    if not line.strip().isdigit():
-        proc.kill()
-        raise SystemExit("the simulated exchange did not start")
-    return proc, int(line)
 
 
 def instruments():
@@ -72,40 +59,19 @@ def instruments():
 async def okx_run(port: int, count: int) -> dict:
     from liqtui.feeds.okx import OkxLive
 
-    first = [0.0]
-    n_events = [0]
-
-    def on_event(ev):  # what an app does at the least: look at each event
-        if not n_events[0]:
-            first[0] = time.perf_counter()
-        n_events[0] += 1
-
-    live = OkxLive(f"ws://127.0.0.1:{port}", ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                   instruments=instruments(), on_event=on_event)
-    t0 = time.perf_counter()
-    await live.ingest(f"ws://127.0.0.1:{port}/replay/okx?count={count}")
-    t1 = time.perf_counter()
-    c = live.counters
-    bars = [live.bars.forming(s) for s in live.symbols]
-    return {"frames": c["frames"], "events": c["events"],
-            "bad": c["malformed"] + c["unknown"] + c["foreign"], "dups": c["duplicates"],
-            "wall": t1 - (first[0] or t0), "bars": sum(b is not None for b in bars)}
+    return await timed_ingest(OkxLive, port, f"/replay/okx?count={count}",
+                              bad=("malformed", "unknown", "foreign"), instruments=instruments())
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=300_000, help="messages per run")
-    ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
-    cores = os.cpu_count() or 1
-    if hasattr(os, "sched_setaffinity") and cores > 1:
-        os.sched_setaffinity(0, {1})  # the client on its own core; the server gets core 0
-    proc, port = start_sim(args.count, cpu=0)
+    args = parser(__doc__).parse_args()
+    cores = pin_client()
+    proc, (port,) = spawn(SERVER, args.count, WARM_UP, cpu=0)
     venues = (("okx", okx_run), ("binance", binance_run))
     results = {name: [] for name, _ in venues}
     try:
         for name, run in venues:
-            asyncio.run(run(port, min(args.count, 20_000)))  # warm-up
+            asyncio.run(run(port, min(args.count, WARM_UP)))  # warm-up
         for _ in range(args.runs):   # interleaved: both see the same machine load
             for name, run in venues:
                 cpu = time.process_time()

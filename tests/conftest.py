@@ -1,4 +1,5 @@
-"""Shared fixtures: a generator of realistic Binance dump files (klines and metrics CSVs)."""
+"""Shared fixtures: a generator of realistic Binance dump files (klines and metrics CSVs), the
+simulated exchange on 127.0.0.1 and a client session to talk to it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -128,3 +130,39 @@ def isolated_env(tmp_path, monkeypatch):
             monkeypatch.delenv(k)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     return tmp_path / "xdg"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sim_cache(tmp_path_factory):
+    """One history cache for the session: ``helpers.fixed_market`` builds its history once."""
+    import helpers
+
+    helpers.CACHE[:] = [tmp_path_factory.mktemp("sim-cache")]
+    yield
+    helpers.CACHE.clear()
+
+
+@pytest.fixture
+async def exchange():
+    """exchange(market, *args, **kw) → a started ``SimExchange`` on 127.0.0.1 (a free port);
+    all of them are stopped after the test."""
+    from liqtui.sim.server import SimExchange
+
+    started = []
+
+    async def start(market, *args, **kw):
+        sx = SimExchange(market, *args, **kw)
+        await sx.start()
+        started.append(sx)
+        return sx
+
+    yield start
+    for sx in started:
+        await sx.stop()
+
+
+@pytest.fixture
+async def http():
+    """An aiohttp client session, closed after the test."""
+    async with aiohttp.ClientSession() as session:
+        yield session

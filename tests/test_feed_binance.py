@@ -8,7 +8,6 @@ generous timeouts and never sleep-and-hope.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import replace
@@ -32,10 +31,11 @@ from liqtui.feeds.events import Bar, FeedState, Liquidation, MarkPrice, OpenInte
 from liqtui.feeds.ratelimit import Blocked, WeightLimiter
 from liqtui.feeds.settings import FeedSettings
 
-MIN = 60_000
-STEP = 300_000
-DAY = 86_400_000
-SCALE = 300.0  # simulated ms per wall ms
+from helpers import (DAY, MIN, SCALE, STEP, Feed, a_silent_socket_goes_stale_and_is_replaced,
+                     assert_equals_an_uninterrupted_run, closed_end,
+                     damaged_frames_are_counted_and_survived, retries_5xx_and_times_out,
+                     steps_through_an_outage, until)
+from helpers import fast as fast_timers
 
 
 # ============================================================================ unit: parts
@@ -188,34 +188,14 @@ def market():
 
 
 @pytest.fixture
-async def sim(market):
-    sx = sim_server.SimExchange(market, coinm_share=1.0)
-    await sx.start()
-    yield sx
-    await sx.stop()
-
-
-async def until(pred, timeout=20.0, what="the condition"):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-FAST = dict(backoff_base_s=0.1, backoff_cap_s=0.5, rest_backoff_base_s=0.02,
-            rest_backoff_cap_s=0.1, stale_timeout_s=5.0, oi_poll_s=0.25, step_settle_s=0.05,
-            step_retry_s=0.3)
+async def sim(exchange, market):
+    return await exchange(market, coinm_share=1.0)
 
 
 def fast(**kw) -> FeedSettings:
-    return FeedSettings(**(FAST | kw))
-
-
-def closed_end(market) -> int:
-    """A step boundary safely in the past (the clock runs on while a test asks)."""
-    return (market.now_ms() // STEP - 2) * STEP
+    """The shared fast timers, and open interest polled every 0.25 s (Binance's comes over
+    REST, not the stream)."""
+    return fast_timers(**({"oi_poll_s": 0.25} | kw))
 
 
 def _f(x, d):  # what the server's formatting does to a value
@@ -355,59 +335,19 @@ async def test_5xx_and_timeouts_are_retried(sim, market):
     end = closed_end(market)
     async with BinanceRest(sim.rest_url) as rest:
         ref = await rest.backfill("ETHUSDT", end - DAY // 2, end)
-    sim.faults.http_5xx_rate = 0.3
-    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=8)) as rest:
-        bf = await rest.backfill("ETHUSDT", end - DAY // 2, end)
-        assert rest.counters["http_5xx"] > 0 and rest.counters["retries"] > 0
-    for k in ref:
-        np.testing.assert_array_equal(bf[k], ref[k])
-    sim.faults.http_5xx_rate = 1.0
-    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=2)) as rest:
-        with pytest.raises(RestError, match=r"failed 3 times \(HTTP 5\d\d\)"):
-            await rest.exchange_info()
-    sim.faults.http_5xx_rate = 0.0
-    sim.faults.slow_ms = 400
-    async with BinanceRest(sim.rest_url, settings=fast(rest_retries=1, rest_timeout_s=0.1)) as rest:
-        with pytest.raises(RestError, match="no answer within 0.1 s"):
-            await rest.exchange_info()
-        assert rest.counters["timeouts"] == 2
+    await retries_5xx_and_times_out(sim, BinanceRest, fast, ref, end, BinanceRest.exchange_info)
 
 
 # ============================================================================ live
 
 
-class Feed:
+def feed(sx, symbols=("BTCUSDT",), **settings) -> Feed:
     """A ``BinanceLive`` running in a task, with everything it reported."""
-
-    def __init__(self, sx, symbols=("BTCUSDT",), **settings):
-        self.events, self.statuses, self.gaps, self.steps = [], [], [], []
-        self.live = BinanceLive(sx.ws_url, symbols, rest_url=sx.rest_url, settings=fast(**settings),
-                                on_event=self.events.append, on_status=self.statuses.append,
-                                on_gap=self.gaps.append, on_steps=self.steps.append)
-        self.task = None
-
-    async def __aenter__(self):
-        self.task = asyncio.create_task(self.live.run())
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.live.stop()
-        await asyncio.wait_for(self.task, 10)  # run() returns on stop(), never raises
-        assert self.statuses[-1].state is FeedState.STOPPED
-
-    @property
-    def state(self):
-        return self.live.state
-
-    def states(self):
-        return [s.state for s in self.statuses]
-
-    def of(self, cls, symbol=None):
-        return [e for e in self.events if isinstance(e, cls) and (symbol is None or e.symbol == symbol)]
+    return Feed(BinanceLive, sx, symbols, settings=fast(**settings))
 
 
 async def test_live_events_flow_and_the_feed_goes_live(sim):
-    async with Feed(sim, ("BTCUSDT", "ETHUSDT")) as f:
+    async with feed(sim, ("BTCUSDT", "ETHUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         for sym in ("BTCUSDT", "ETHUSDT"):
             await until(lambda: len(f.of(Trade, sym)) >= 20 and len(f.of(MarkPrice, sym)) >= 2
@@ -428,7 +368,7 @@ async def test_live_events_flow_and_the_feed_goes_live(sim):
 
 
 async def test_dropped_connections_reconnect_and_report_the_gap(sim):
-    async with Feed(sim, ("BTCUSDT",)) as f:
+    async with feed(sim, ("BTCUSDT",)) as f:
         await until(lambda: f.state is FeedState.LIVE and len(f.of(Trade)) > 10, what="LIVE")
         sim.faults.drop_every_s = 0.2
         await until(lambda: FeedState.RECONNECTING in f.states(), what="RECONNECTING")
@@ -447,36 +387,16 @@ async def test_dropped_connections_reconnect_and_report_the_gap(sim):
 
 
 async def test_a_silent_socket_is_stale_and_replaced(sim):
-    async with Feed(sim, ("BTCUSDT",), stale_timeout_s=0.6) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.silent = True  # pings and replies still flow; data does not
-        await until(lambda: FeedState.STALE in f.states(), what="STALE")
-        await until(lambda: f.states()[-1] is FeedState.RECONNECTING or
-                    f.live.counters["stale"] >= 2, what="RECONNECTING after STALE")
-        sim.faults.silent = False
-        await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
-        s = f.states()
-        i = s.index(FeedState.STALE)
-        assert FeedState.RECONNECTING in s[i:] and s[-1] is FeedState.LIVE
-        assert "no data for 0.6 s" in f.statuses[i].reason
+    await a_silent_socket_goes_stale_and_is_replaced(sim, feed)   # pings and replies still flow
 
 
 async def test_malformed_truncated_and_extra_fields_are_counted_and_survived(sim):
-    async with Feed(sim, ("BTCUSDT",)) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.update(malformed_rate=0.2, truncated_rate=0.2, extra_fields=True)
-        n0 = len(f.of(Trade))
-        await until(lambda: f.live.counters["malformed"] >= 30 and len(f.of(Trade)) > n0 + 30,
-                    what="damaged frames counted while good ones still flow")
-        sim.faults.update(malformed_rate=0.0, truncated_rate=0.0, extra_fields=False)
-        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
-        assert f.live.counters["reconnects"] == 0 and f.live.counters["callback_errors"] == 0
-    for t in f.of(Trade):
+    for t in await damaged_frames_are_counted_and_survived(sim, feed):
         assert t.price > 0 and t.qty >= 0 and t.symbol == "BTCUSDT"
 
 
 async def test_proactive_rotation_overlaps_and_drops_duplicates(sim):
-    async with Feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
+    async with feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
                     rotation_overlap_s=0.3) as f:
         await until(lambda: f.live.counters["rotations"] >= 2 and f.live.counters["duplicates"] > 0,
                     what="two rotations with an overlap")
@@ -488,7 +408,7 @@ async def test_proactive_rotation_overlaps_and_drops_duplicates(sim):
 
 
 async def test_a_rest_ban_shows_banned_until_and_recovers(sim):
-    async with Feed(sim, ("BTCUSDT",), oi_poll_s=0.1) as f:
+    async with feed(sim, ("BTCUSDT",), oi_poll_s=0.1) as f:
         await until(lambda: f.state is FeedState.LIVE and f.live.counters["oi_polls"] > 0,
                     what="LIVE with polls")
         sim.faults.update(retry_after_s=1, http_418_burst=1)
@@ -503,14 +423,10 @@ async def test_a_rest_ban_shows_banned_until_and_recovers(sim):
 
 
 async def test_unknown_live_symbol_is_an_error_naming_it(sim):
-    async with Feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
+    async with feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE for the known symbol")
     err = [s for s in f.statuses if s.state is FeedState.ERROR]
     assert err and "FOOUSDT" in err[0].reason and f.live.symbols == ["BTCUSDT"]
-
-
-def _concat(parts):
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 async def test_after_a_disconnect_the_bars_and_heatmap_equal_an_uninterrupted_run(sim, market):
@@ -518,42 +434,6 @@ async def test_after_a_disconnect_the_bars_and_heatmap_equal_an_uninterrupted_ru
     dropped for a while (several steps pass). The steps received, joined to the initial
     backfill, must equal one uninterrupted backfill of the whole span, and so must the
     model's heatmap. Live 1-minute klines must agree with what REST serves for them."""
-    from liqtui.model import build_heatmap
-
-    sym = "BTCUSDT"
-    async with BinanceRest(sim.rest_url) as rest:
-        initial = await rest.backfill(sym, lookback_ms=DAY // 2)
-    async with Feed(sim, (sym,), stale_timeout_s=0.5) as f:
-        f.live.steps_from(sym, initial.end)
-        await until(lambda: f.state is FeedState.LIVE and len(f.steps) >= 2, what="live steps")
-        # an outage: connections dropped, and the ones that get through carry no data, for
-        # three steps (the feed keeps reconnecting and replacing stale sockets meanwhile)
-        sim.faults.update(drop_every_s=0.3, silent=True)
-        t_end = market.now_ms() + 3 * STEP
-        await until(lambda: market.now_ms() >= t_end and f.live.counters["reconnects"] >= 2,
-                    what="an outage of three steps")
-        sim.faults.update(drop_every_s=None, silent=False)
-        await until(lambda: f.gaps and f.states()[-1] is FeedState.LIVE, what="gap, LIVE")
-        gap_end = f.gaps[-1].end_ms
-        await until(lambda: f.steps and f.steps[-1].end > gap_end + STEP, what="steps past the gap")
-        live_minutes = {b.time: b for b in f.of(Bar, sym) if b.closed}
-    got = _concat([initial, *f.steps])
-    t = got["time"]
-    assert np.all(np.diff(t) == STEP), "the closed steps have a gap or a duplicate"
+    got, f, live_minutes = await steps_through_an_outage(sim, market, BinanceRest, feed)
     assert len(f.gaps) == 1 and f.gaps[0].end_ms - f.gaps[0].start_ms >= 2 * STEP  # ≥ 1 whole step
-    async with BinanceRest(sim.rest_url) as rest:
-        ref = await rest.backfill(sym, int(t[0]), int(t[-1]) + STEP)
-        m1 = await rest.backfill(sym, min(live_minutes), max(live_minutes) + MIN, interval_ms=MIN)
-    assert set(ref) == set(got)
-    for k in ref:
-        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
-    hm, hm_ref = build_heatmap(got), build_heatmap(ref)
-    np.testing.assert_array_equal(hm.columns, hm_ref.columns)
-    assert hm.levels(10) == hm_ref.levels(10)
-    # the live klines (the provisional column's input) are what REST serves again
-    rows = {int(t): i for i, t in enumerate(m1["time"])}
-    for t0, b in live_minutes.items():
-        i = rows[t0]
-        assert (b.open, b.high, b.low, b.close, b.volume) == (
-            m1["open"][i], m1["high"][i], m1["low"][i], m1["close"][i], m1["volume"][i])
-        assert math.isclose(b.quote_volume, m1["quote_volume"][i])
+    await assert_equals_an_uninterrupted_run(sim, BinanceRest, got, live_minutes)

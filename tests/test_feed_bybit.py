@@ -8,8 +8,6 @@ generous timeouts and never sleep-and-hope.
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
 
 import numpy as np
@@ -17,16 +15,17 @@ import pytest
 
 from liqtui.feeds.bybit import BybitLive, BybitRest, RequestLimiter
 from liqtui.feeds.events import Bar, FeedState, Liquidation, MarkPrice, OpenInterest, Trade
-from liqtui.feeds.rest import BannedError, RestError, UnknownSymbolError
-from liqtui.feeds.settings import FeedSettings
+from liqtui.feeds.rest import BannedError, UnknownSymbolError
 from liqtui.sim import market as sim_market
 from liqtui.sim.server import SimExchange
 from liqtui.sim.venues import SHAPES
 
-MIN = 60_000
-STEP = 300_000
-DAY = 86_400_000
-SCALE = 300.0
+from helpers import (DAY, MIN, SCALE, STEP, Feed, Scripted,
+                     a_silent_socket_goes_stale_and_is_replaced,
+                     assert_equals_an_uninterrupted_run, closed_end,
+                     damaged_frames_are_counted_and_survived, fast, retries_5xx_and_times_out,
+                     steps_through_an_outage, until)
+
 K, VOL, OI_SHARE = SHAPES["bybit"].k, SHAPES["bybit"].volume_share, SHAPES["bybit"].oi_share
 
 
@@ -69,32 +68,8 @@ def market():
 
 
 @pytest.fixture
-async def sim(market):
-    sx = SimExchange(market, venues=["bybit"])
-    await sx.start()
-    yield sx
-    await sx.stop()
-
-
-async def until(pred, timeout=20.0, what="the condition"):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-FAST = dict(backoff_base_s=0.1, backoff_cap_s=0.5, rest_backoff_base_s=0.02,
-            rest_backoff_cap_s=0.1, stale_timeout_s=5.0, step_settle_s=0.05, step_retry_s=0.3)
-
-
-def fast(**kw) -> FeedSettings:
-    return FeedSettings(**(FAST | kw))
-
-
-def closed_end(market) -> int:
-    return (market.now_ms() // STEP - 2) * STEP
+async def sim(exchange, market):
+    return await exchange(market, venues=["bybit"])
 
 
 def tick(x, t):   # what the venue's rounding to the tick does to a price
@@ -198,21 +173,7 @@ async def test_retcode_10006_backs_off_and_5xx_are_retried(sim, market):
         assert rest.counters["rate_limited"] == 2 and rest.limiter.waited_s > 0
     for k in ref:
         np.testing.assert_array_equal(bf[k], ref[k])
-    sim.faults.http_5xx_rate = 0.3
-    async with BybitRest(sim.rest_url, settings=fast(rest_retries=8)) as rest:
-        bf = await rest.backfill("ETHUSDT", end - DAY // 2, end)
-        assert rest.counters["http_5xx"] > 0 and rest.counters["retries"] > 0
-    for k in ref:
-        np.testing.assert_array_equal(bf[k], ref[k])
-    sim.faults.http_5xx_rate = 1.0
-    async with BybitRest(sim.rest_url, settings=fast(rest_retries=2)) as rest:
-        with pytest.raises(RestError, match=r"failed 3 times \(HTTP 5\d\d\)"):
-            await rest.server_time()
-    sim.faults.update(http_5xx_rate=0.0, slow_ms=400)
-    async with BybitRest(sim.rest_url, settings=fast(rest_retries=1, rest_timeout_s=0.1)) as rest:
-        with pytest.raises(RestError, match="no answer within 0.1 s"):
-            await rest.server_time()
-        assert rest.counters["timeouts"] == 2
+    await retries_5xx_and_times_out(sim, BybitRest, fast, ref, end, BybitRest.server_time)
 
 
 async def test_open_interest_older_than_the_venue_keeps_is_nan_with_a_warning(sim, market,
@@ -235,64 +196,23 @@ async def test_open_interest_older_than_the_venue_keeps_is_nan_with_a_warning(si
 # ============================================================================ live
 
 
-class Liquidating:
+def liquidating(market) -> Scripted:
     """A real Market plus scripted liquidations: at each simulated second, BUY 1.0 and
     SELL 2.0 orders per symbol (a short and a long wiped), limit price 100."""
-
-    def __init__(self, market):
-        self.market, self._last = market, market.now_ms()
-
-    def __getattr__(self, name):
-        return getattr(self.market, name)
-
-    def advance(self):
-        events = list(self.market.advance())
-        now = self.market.now_ms()
-        second = self._last - self._last % 1000 + 1000
-        while second <= now:
-            for sym in self.market.symbols:
-                events.append(("liquidation", sym, second + 100, "BUY", 1.0, 100.0, 101.0))
-                events.append(("liquidation", sym, second + 200, "SELL", 2.0, 100.0, 99.0))
-            second += 1000
-        self._last = now
-        events.sort(key=lambda e: e[2])
-        return events
+    return Scripted(market, lambda second: [
+        e for sym in market.symbols
+        for e in (("liquidation", sym, second + 100, "BUY", 1.0, 100.0, 101.0),
+                  ("liquidation", sym, second + 200, "SELL", 2.0, 100.0, 99.0))])
 
 
-class Feed:
+def feed(sx, symbols=("BTCUSDT",), rest=True, ping_s=0.5, **settings) -> Feed:
     """A ``BybitLive`` running in a task, with everything it reported."""
-
-    def __init__(self, sx, symbols=("BTCUSDT",), rest=True, ping_s=0.5, **settings):
-        self.events, self.statuses, self.gaps, self.steps = [], [], [], []
-        self.live = BybitLive(sx.ws_url, symbols, rest_url=sx.rest_url if rest else None,
-                              settings=fast(**settings), ping_s=ping_s,
-                              on_event=self.events.append, on_status=self.statuses.append,
-                              on_gap=self.gaps.append, on_steps=self.steps.append)
-        self.task = None
-
-    async def __aenter__(self):
-        self.task = asyncio.create_task(self.live.run())
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.live.stop()
-        await asyncio.wait_for(self.task, 10)  # run() returns on stop(), never raises
-        assert self.statuses[-1].state is FeedState.STOPPED
-
-    @property
-    def state(self):
-        return self.live.state
-
-    def states(self):
-        return [s.state for s in self.statuses]
-
-    def of(self, cls, symbol=None):
-        return [e for e in self.events if isinstance(e, cls) and (symbol is None or e.symbol == symbol)]
+    return Feed(BybitLive, sx, symbols, rest=rest, settings=fast(**settings), ping_s=ping_s)
 
 
 async def test_live_trades_marks_oi_and_liquidations_long_short_right(market):
-    async with SimExchange(Liquidating(market), venues=["bybit"]) as sx, \
-            Feed(sx, ("BTCUSDT", "ETHUSDT")) as f:
+    async with SimExchange(liquidating(market), venues=["bybit"]) as sx, \
+            feed(sx, ("BTCUSDT", "ETHUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         for sym in ("BTCUSDT", "ETHUSDT"):
             await until(lambda: len(f.of(Trade, sym)) >= 20 and len(f.of(MarkPrice, sym)) >= 2
@@ -324,7 +244,7 @@ async def test_live_trades_marks_oi_and_liquidations_long_short_right(market):
 
 async def test_dropped_connections_reconnect_resubscribe_and_report_the_gap(sim):
     proto = sim.protocols[0]
-    async with Feed(sim, ("BTCUSDT",)) as f:
+    async with feed(sim, ("BTCUSDT",)) as f:
         await until(lambda: f.state is FeedState.LIVE and len(f.of(Trade)) > 10, what="LIVE")
         acks = f.live.counters["replies"]
         sim.faults.drop_every_s = 0.2
@@ -342,49 +262,29 @@ async def test_dropped_connections_reconnect_resubscribe_and_report_the_gap(sim)
 
 
 async def test_a_silent_socket_is_stale_and_replaced(sim):
-    async with Feed(sim, ("BTCUSDT",), stale_timeout_s=0.6) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.silent = True  # pongs and acks still flow; data does not
-        await until(lambda: FeedState.STALE in f.states(), what="STALE")
-        await until(lambda: f.states()[-1] is FeedState.RECONNECTING or
-                    f.live.counters["stale"] >= 2, what="RECONNECTING after STALE")
-        sim.faults.silent = False
-        await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
-        s = f.states()
-        i = s.index(FeedState.STALE)
-        assert FeedState.RECONNECTING in s[i:] and s[-1] is FeedState.LIVE
-        assert "no data for 0.6 s" in f.statuses[i].reason
+    await a_silent_socket_goes_stale_and_is_replaced(sim, feed)   # pongs and acks still flow
 
 
 async def test_pings_keep_the_socket_and_without_them_the_venue_hangs_up(sim):
     sim.protocols[0].idle_cut_s = 1.0
-    async with Feed(sim, ("BTCUSDT",), ping_s=0.3) as f:
+    async with feed(sim, ("BTCUSDT",), ping_s=0.3) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         t0 = time.monotonic()
         await until(lambda: time.monotonic() - t0 > 2.5, what="a while")
         assert f.live.counters["reconnects"] == 0 and sim.protocols[0].counters["idle_cuts"] == 0
-    async with Feed(sim, ("BTCUSDT",), ping_s=60) as f:
+    async with feed(sim, ("BTCUSDT",), ping_s=60) as f:
         await until(lambda: f.live.counters["reconnects"] >= 1, what="the idle cut")
         await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
     assert sim.protocols[0].counters["idle_cuts"] >= 1
 
 
 async def test_malformed_truncated_and_extra_fields_are_counted_and_survived(sim):
-    async with Feed(sim, ("BTCUSDT",)) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.update(malformed_rate=0.2, truncated_rate=0.2, extra_fields=True)
-        n0 = len(f.of(Trade))
-        await until(lambda: f.live.counters["malformed"] >= 30 and len(f.of(Trade)) > n0 + 30,
-                    what="damaged frames counted while good ones still flow")
-        sim.faults.update(malformed_rate=0.0, truncated_rate=0.0, extra_fields=False)
-        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
-        assert f.live.counters["reconnects"] == 0 and f.live.counters["callback_errors"] == 0
-    for t in f.of(Trade):
+    for t in await damaged_frames_are_counted_and_survived(sim, feed):
         assert t.price > 0 and t.qty >= 0 and t.symbol == "BTCUSDT"
 
 
 async def test_a_rest_403_shows_banned_until_and_recovers(sim):
-    async with Feed(sim, ("BTCUSDT",)) as f:
+    async with feed(sim, ("BTCUSDT",)) as f:
         await until(lambda: f.state is FeedState.LIVE and f.steps, what="LIVE with steps")
         sim.faults.update(retry_after_s=1, http_418_burst=1)
         await until(lambda: f.state is FeedState.BANNED, what="BANNED")
@@ -398,7 +298,7 @@ async def test_a_rest_403_shows_banned_until_and_recovers(sim):
 
 async def test_a_refused_subscription_is_an_error_naming_the_topic(sim):
     # no REST to check symbols first: the venue itself refuses the unknown one
-    async with Feed(sim, ("FOOUSDT", "BTCUSDT"), rest=False) as f:
+    async with feed(sim, ("FOOUSDT", "BTCUSDT"), rest=False) as f:
         await until(lambda: f.live.counters["sub_errors"] >= 1, what="the refusal")
         await until(lambda: f.of(Trade, "BTCUSDT"), what="the known symbol's trades")
     err = [s for s in f.statuses if s.state is FeedState.ERROR]
@@ -406,7 +306,7 @@ async def test_a_refused_subscription_is_an_error_naming_the_topic(sim):
 
 
 async def test_unknown_symbol_with_rest_is_an_error_naming_it(sim):
-    async with Feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
+    async with feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE for the known symbol")
     err = [s for s in f.statuses if s.state is FeedState.ERROR]
     assert err and "FOOUSDT" in err[0].reason and f.live.symbols == ["BTCUSDT"]
@@ -414,7 +314,7 @@ async def test_unknown_symbol_with_rest_is_an_error_naming_it(sim):
 
 
 async def test_rotation_resubscribes_and_drops_the_overlaps_duplicates(sim):
-    async with Feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
+    async with feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
                     rotation_overlap_s=0.3) as f:
         await until(lambda: f.live.counters["rotations"] >= 2 and f.live.counters["duplicates"] > 0,
                     what="two rotations with an overlap")
@@ -427,48 +327,11 @@ async def test_rotation_resubscribes_and_drops_the_overlaps_duplicates(sim):
         assert len(ids) == len(set(ids))          # no trade delivered twice
 
 
-def _concat(parts):
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 async def test_after_a_disconnect_the_steps_equal_an_uninterrupted_run(sim, market):
     """Backfill, then closed steps over REST as they close, with connections dropped and
     silent for three steps: the steps received, joined to the initial backfill, equal one
     uninterrupted backfill of the whole span, and so does the model's heatmap."""
-    from liqtui.model import build_heatmap
-
-    sym = "BTCUSDT"
-    async with BybitRest(sim.rest_url) as rest:
-        initial = await rest.backfill(sym, lookback_ms=DAY // 2)
-    async with Feed(sim, (sym,), stale_timeout_s=0.5) as f:
-        f.live.steps_from(sym, initial.end)
-        await until(lambda: f.state is FeedState.LIVE and len(f.steps) >= 2, what="live steps")
-        sim.faults.update(drop_every_s=0.3, silent=True)
-        t_end = market.now_ms() + 3 * STEP
-        await until(lambda: market.now_ms() >= t_end and f.live.counters["reconnects"] >= 2,
-                    what="an outage of three steps")
-        sim.faults.update(drop_every_s=None, silent=False)
-        await until(lambda: f.gaps and f.states()[-1] is FeedState.LIVE, what="gap, LIVE")
-        gap_end = f.gaps[-1].end_ms
-        await until(lambda: f.steps and f.steps[-1].end > gap_end + STEP, what="steps past the gap")
-        live_minutes = {b.time: b for b in f.of(Bar, sym) if b.closed}
-    got = _concat([initial, *f.steps])
-    t = got["time"]
-    assert np.all(np.diff(t) == STEP), "the closed steps have a gap or a duplicate"
+    got, f, live_minutes = await steps_through_an_outage(sim, market, BybitRest, feed)
     assert f.gaps[0].end_ms - f.gaps[0].start_ms >= 2 * STEP
-    async with BybitRest(sim.rest_url) as rest:
-        ref = await rest.backfill(sym, int(t[0]), int(t[-1]) + STEP)
-        m1 = await rest.backfill(sym, min(live_minutes), max(live_minutes) + MIN, interval_ms=MIN)
-    assert set(ref) == set(got)
-    for k in ref:
-        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
-    hm, hm_ref = build_heatmap(got), build_heatmap(ref)   # taker share 0.5 (NaN in candles)
-    np.testing.assert_array_equal(hm.columns, hm_ref.columns)
-    assert hm.levels(10) and hm.levels(10) == hm_ref.levels(10)
-    # the live closed klines are what REST serves again for those minutes
-    rows = {int(t): i for i, t in enumerate(m1["time"])}
-    for t0, b in live_minutes.items():
-        i = rows[t0]
-        assert (b.open, b.high, b.low, b.close, b.volume) == (
-            m1["open"][i], m1["high"][i], m1["low"][i], m1["close"][i], m1["volume"][i])
-        assert math.isclose(b.quote_volume, m1["quote_volume"][i])
+    hm = await assert_equals_an_uninterrupted_run(sim, BybitRest, got, live_minutes)
+    assert hm.levels(10)                                  # taker share 0.5 (NaN in candles)

@@ -28,16 +28,13 @@ from liqtui.feeds.okx import (
 )
 from liqtui.feeds.okx_parse import Instrument, Instruments
 from liqtui.feeds.rest import BannedError, RestError, UnknownSymbolError
-from liqtui.feeds.settings import FeedSettings
 from liqtui.sim.market import Market
-from liqtui.sim.okx import Protocol
 from liqtui.sim.server import SimExchange, _fmt
 from liqtui.sim.venues import VenueMarket
 
-MIN = 60_000
-STEP = 300_000
-DAY = 86_400_000
-SCALE = 300.0
+from helpers import (DAY, MIN, SCALE, STEP, Feed, assert_equals_an_uninterrupted_run,
+                     closed_end, damaged_frames_are_counted_and_survived, fast, okx_protocol,
+                     steps_through_an_outage, until)
 
 
 @pytest.fixture(scope="module")
@@ -46,36 +43,8 @@ def market():
 
 
 @pytest.fixture
-async def sim(market):
-    sx = SimExchange(market, venues=("okx",))
-    await sx.start()
-    yield sx
-    await sx.stop()
-
-
-def proto(sx) -> Protocol:
-    return next(p for p in sx.protocols if isinstance(p, Protocol))
-
-
-async def until(pred, timeout=20.0, what="the condition"):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-FAST = dict(backoff_base_s=0.1, backoff_cap_s=0.5, rest_backoff_base_s=0.02,
-            rest_backoff_cap_s=0.1, stale_timeout_s=5.0, step_settle_s=0.05, step_retry_s=0.3)
-
-
-def fast(**kw) -> FeedSettings:
-    return FeedSettings(**(FAST | kw))
-
-
-def closed_end(market) -> int:
-    return (market.now_ms() // STEP - 2) * STEP
+async def sim(exchange, market):
+    return await exchange(market, venues=("okx",))
 
 
 # ============================================================================ REST
@@ -86,7 +55,7 @@ async def test_backfill_of_a_day_matches_the_venue(sim, market):
     venue's tick (its basis), open interest at each close; no hole, no duplicate."""
     end = closed_end(market)
     start = end - DAY
-    vm, p = VenueMarket(market, "okx"), proto(sim)
+    vm, p = VenueMarket(market, "okx"), okx_protocol(sim)
     inst = "BTC-USDT-SWAP"
     async with OkxRest(sim.rest_url) as rest:
         bf = await rest.backfill("BTCUSDT", start, end)
@@ -133,7 +102,7 @@ async def test_paging_reaches_history_candles_beyond_1440_rows(sim, market):
     assert np.isfinite(bf["mark_high"]).all() and (bf["mark_low"] <= bf["mark_high"]).all()
     # 4 + 1 rubik pages: its 5 / 2 s window (4 kept) made the fifth wait, the venue saw no 429
     assert paths[RUBIK_OI] == 5 and rest.limiter.waited_s > 0
-    assert proto(sim).counters["rate_limited"] == 0
+    assert okx_protocol(sim).counters["rate_limited"] == 0
 
 
 async def test_open_interest_depth_is_clamped_with_a_warning():
@@ -203,38 +172,11 @@ async def test_endpoint_windows_keep_under_the_venue_limits():
 # ============================================================================ live
 
 
-class Feed:
-    """An ``OkxLive`` running in a task, with everything it reported."""
-
-    def __init__(self, sx, symbols=("BTCUSDT",), *, instruments=None, ping_after_s=20.0,
-                 **settings):
-        self.events, self.statuses, self.gaps, self.steps = [], [], [], []
-        rest_url = None if instruments is not None else sx.rest_url
-        self.live = OkxLive(sx.ws_url, symbols, rest_url=rest_url, instruments=instruments,
-                            settings=fast(**settings), ping_after_s=ping_after_s,
-                            on_event=self.events.append, on_status=self.statuses.append,
-                            on_gap=self.gaps.append, on_steps=self.steps.append)
-        self.task = None
-
-    async def __aenter__(self):
-        self.task = asyncio.create_task(self.live.run())
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.live.stop()
-        await asyncio.wait_for(self.task, 10)  # run() returns on stop(), never raises
-        assert self.statuses[-1].state is FeedState.STOPPED
-
-    @property
-    def state(self):
-        return self.live.state
-
-    def states(self):
-        return [s.state for s in self.statuses]
-
-    def of(self, cls, symbol=None):
-        return [e for e in self.events
-                if isinstance(e, cls) and (symbol is None or e.symbol == symbol)]
+def feed(sx, symbols=("BTCUSDT",), *, instruments=None, ping_after_s=20.0, **settings) -> Feed:
+    """An ``OkxLive`` running in a task, with everything it reported; given ``instruments``,
+    it asks no REST."""
+    return Feed(OkxLive, sx, symbols, rest=instruments is None, instruments=instruments,
+                settings=fast(**settings), ping_after_s=ping_after_s)
 
 
 N_ARGS = 1 + 3 + 1   # liquidation-orders, trades/mark-price/open-interest, candle1m (1 symbol)
@@ -245,7 +187,7 @@ def _out_of_order(liqs) -> bool:
 
 
 async def test_live_events_flow_on_both_sockets(sim):
-    async with Feed(sim, ("BTCUSDT", "ETHUSDT")) as f:
+    async with feed(sim, ("BTCUSDT", "ETHUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         for sym in ("BTCUSDT", "ETHUSDT"):
             await until(lambda: len(f.of(Trade, sym)) >= 20 and len(f.of(MarkPrice, sym)) >= 2
@@ -284,7 +226,7 @@ async def test_live_events_flow_on_both_sockets(sim):
 
 
 async def test_dropped_sockets_reconnect_and_resubscribe_both(sim):
-    async with Feed(sim, ("BTCUSDT",)) as f:
+    async with feed(sim, ("BTCUSDT",)) as f:
         await until(lambda: f.state is FeedState.LIVE and len(f.of(Trade)) > 10
                     and f.live.counters["acks"] == N_ARGS, what="LIVE")
         sim.faults.drop_every_s = 0.3
@@ -305,7 +247,7 @@ async def test_dropped_sockets_reconnect_and_resubscribe_both(sim):
 
 
 async def test_a_silent_socket_is_stale_and_replaced_while_pings_are_answered(sim):
-    async with Feed(sim, ("BTCUSDT",), stale_timeout_s=0.8, ping_after_s=0.2) as f:
+    async with feed(sim, ("BTCUSDT",), stale_timeout_s=0.8, ping_after_s=0.2) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         sim.faults.silent = True  # pongs and acks still flow; data does not
         await until(lambda: FeedState.STALE in f.states(), what="STALE")
@@ -320,17 +262,17 @@ async def test_a_silent_socket_is_stale_and_replaced_while_pings_are_answered(si
 
 async def test_text_pings_keep_a_quiet_socket_open(sim):
     """OKX cuts a socket that got nothing for 30 s (4004): our pings answer that."""
-    proto(sim).idle_close_s = 1.5
-    async with Feed(sim, ("BTCUSDT",), stale_timeout_s=30.0, ping_after_s=0.25) as f:
+    okx_protocol(sim).idle_close_s = 1.5
+    async with feed(sim, ("BTCUSDT",), stale_timeout_s=30.0, ping_after_s=0.25) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         sim.faults.silent = True
         await until(lambda: f.live.counters["pongs"] >= 8, what="pings answered for ~3 s")
         sim.faults.silent = False
-        assert proto(sim).counters["idle_closes"] == 0 and f.live.counters["reconnects"] == 0
+        assert okx_protocol(sim).counters["idle_closes"] == 0 and f.live.counters["reconnects"] == 0
 
 
 async def test_proactive_rotation_subscribes_the_new_socket_before_the_switch(sim):
-    async with Feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
+    async with feed(sim, ("BTCUSDT", "ETHUSDT"), max_connection_age_s=0.8,
                     rotation_overlap_s=0.3) as f:
         await until(lambda: f.live.counters["rotations"] >= 4
                     and f.live.counters["duplicates"] > 0, what="rotations with an overlap")
@@ -344,10 +286,10 @@ async def test_proactive_rotation_subscribes_the_new_socket_before_the_switch(si
 
 
 async def test_a_service_upgrade_notice_moves_to_new_sockets_without_a_gap(sim):
-    async with Feed(sim, ("BTCUSDT",), rotation_overlap_s=0.2) as f:
+    async with feed(sim, ("BTCUSDT",), rotation_overlap_s=0.2) as f:
         await until(lambda: f.state is FeedState.LIVE and f.live.unacked() == set(),
                     what="LIVE")
-        assert proto(sim).notice() == 2
+        assert okx_protocol(sim).notice() == 2
         await until(lambda: f.live.counters["rotations"] >= 2, what="both sockets rotated")
         n = len(f.of(Trade))
         await until(lambda: len(f.of(Trade)) > n + 20 and f.live.unacked() == set(),
@@ -358,13 +300,13 @@ async def test_a_service_upgrade_notice_moves_to_new_sockets_without_a_gap(sim):
 
 
 async def test_a_missing_pong_replaces_the_socket(sim):
-    async with Feed(sim, ("BTCUSDT",), stale_timeout_s=30.0, ping_after_s=0.2) as f:
+    async with feed(sim, ("BTCUSDT",), stale_timeout_s=30.0, ping_after_s=0.2) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        proto(sim).answer_pings = False
+        okx_protocol(sim).answer_pings = False
         sim.faults.silent = True
         await until(lambda: f.live.counters["pong_timeouts"] >= 1, what="a pong timeout")
         await until(lambda: FeedState.RECONNECTING in f.states(), what="RECONNECTING")
-        proto(sim).answer_pings = True
+        okx_protocol(sim).answer_pings = True
         sim.faults.silent = False
         await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
     i = f.states().index(FeedState.RECONNECTING)
@@ -373,16 +315,7 @@ async def test_a_missing_pong_replaces_the_socket(sim):
 
 
 async def test_malformed_and_truncated_frames_are_counted_and_survived(sim):
-    async with Feed(sim, ("BTCUSDT",)) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.update(malformed_rate=0.2, truncated_rate=0.2, extra_fields=True)
-        n0 = len(f.of(Trade))
-        await until(lambda: f.live.counters["malformed"] >= 30 and len(f.of(Trade)) > n0 + 30,
-                    what="damaged frames counted while good ones still flow")
-        sim.faults.update(malformed_rate=0.0, truncated_rate=0.0, extra_fields=False)
-        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
-        assert f.live.counters["reconnects"] == 0 and f.live.counters["callback_errors"] == 0
-    for t in f.of(Trade):
+    for t in await damaged_frames_are_counted_and_survived(sim, feed):
         assert t.price > 0 and t.qty > 0 and t.symbol == "BTCUSDT"
 
 
@@ -393,7 +326,7 @@ async def test_a_refused_subscription_is_an_error_naming_it(sim):
         ins = await rest.load_instruments()
     fake = Instrument("FOO-USDT-SWAP", "FOOUSDT", 1.0, "FOO", "linear", 0.1, 1.0, "live")
     with_foo = Instruments([*ins.by_id.values(), fake])
-    async with Feed(sim, ("BTCUSDT", "FOOUSDT"), instruments=with_foo) as f:
+    async with feed(sim, ("BTCUSDT", "FOOUSDT"), instruments=with_foo) as f:
         await until(lambda: len(f.live.refused) == 4 and len(f.of(Trade)) > 5,
                     what="FOO's four args refused, BTC streaming")
     assert set(f.live.refused) == {("trades", "FOO-USDT-SWAP"), ("mark-price", "FOO-USDT-SWAP"),
@@ -463,7 +396,7 @@ async def test_only_the_tracked_instruments_liquidations_pass(sim):
     """liquidation-orders cannot be filtered by instId: ETH's (and the inverse BTC-USD-SWAP's)
     arrive while only BTC is tracked, and are dropped; an unknown symbol is an error naming
     it, the known one streams."""
-    async with Feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
+    async with feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE and f.of(Liquidation)
                     and f.live.counters["foreign"] >= 5, timeout=40,
                     what="a BTC liquidation and foreign ones")
@@ -481,48 +414,10 @@ def test_the_venue_table_names_these_clients():
     assert OkxLive.VENUE == "okx" and not okx.taker_in_candles
 
 
-def _concat(parts):
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 async def test_after_a_disconnect_the_steps_equal_an_uninterrupted_run(sim, market):
     """Backfill, then closed steps over REST as they close; both sockets dropped and silent
     for three steps. The steps received, joined to the initial backfill, equal one
     uninterrupted backfill of the whole span, and so does the model's heatmap."""
-    from liqtui.model import build_heatmap
-
-    sym = "BTCUSDT"
-    async with OkxRest(sim.rest_url) as rest:
-        initial = await rest.backfill(sym, lookback_ms=DAY // 2)
-    async with Feed(sim, (sym,), stale_timeout_s=0.5) as f:
-        f.live.steps_from(sym, initial.end)
-        await until(lambda: f.state is FeedState.LIVE and len(f.steps) >= 2, what="live steps")
-        sim.faults.update(drop_every_s=0.3, silent=True)
-        t_end = market.now_ms() + 3 * STEP
-        await until(lambda: market.now_ms() >= t_end and f.live.counters["reconnects"] >= 2,
-                    what="an outage of three steps")
-        sim.faults.update(drop_every_s=None, silent=False)
-        await until(lambda: f.gaps and f.states()[-1] is FeedState.LIVE, what="gap, LIVE")
-        gap_end = f.gaps[-1].end_ms
-        await until(lambda: f.steps and f.steps[-1].end > gap_end + STEP, what="steps past the gap")
-        live_minutes = {b.time: b for b in f.of(Bar, sym) if b.closed}
-    got = _concat([initial, *f.steps])
-    t = got["time"]
-    assert np.all(np.diff(t) == STEP), "the closed steps have a gap or a duplicate"
+    got, f, live_minutes = await steps_through_an_outage(sim, market, OkxRest, feed)
     assert f.gaps[0].end_ms - f.gaps[0].start_ms >= 2 * STEP
-    async with OkxRest(sim.rest_url) as rest:
-        ref = await rest.backfill(sym, int(t[0]), int(t[-1]) + STEP)
-        m1 = await rest.backfill(sym, min(live_minutes), max(live_minutes) + MIN, interval_ms=MIN)
-    assert set(ref) == set(got)
-    for k in ref:
-        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
-    hm, hm_ref = build_heatmap(got), build_heatmap(ref)
-    np.testing.assert_array_equal(hm.columns, hm_ref.columns)
-    assert hm.levels(10) == hm_ref.levels(10)
-    # the live closed candles (the provisional column's input) are what REST serves again
-    rows = {int(t): i for i, t in enumerate(m1["time"])}
-    for t0, b in live_minutes.items():
-        i = rows[t0]
-        assert (b.open, b.high, b.low, b.close, b.volume) == (
-            m1["open"][i], m1["high"][i], m1["low"][i], m1["close"][i], m1["volume"][i])
-        assert math.isclose(b.quote_volume, m1["quote_volume"][i])
+    await assert_equals_an_uninterrupted_run(sim, OkxRest, got, live_minutes)

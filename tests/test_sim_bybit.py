@@ -7,123 +7,45 @@ about a second. Tests wait for conditions, never for fixed sleeps.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 
-import aiohttp
 import pytest
 
 from liqtui.feeds.bybit_parse import TickerBook, parse_frame
 from liqtui.feeds.events import Bar, Liquidation, MarkPrice, OpenInterest, Trade, new_counters
 from liqtui.sim.bybit import COOL_OFF, RATE_LIMIT
-from liqtui.sim.market import Market
-from liqtui.sim.server import MIN, SimExchange
+from liqtui.sim.server import MIN
 from liqtui.sim.venues import SHAPES
 
-NOW = 1_790_000_130_000
-SYMS = ("BTCUSDT", "ETHUSDT")
+from helpers import NOW, SYMS, Scripted, fixed_market, frames, get, on_tick
+
 WS = "/v5/public/linear"
-_CACHE = []
 
 
-@pytest.fixture(scope="module", autouse=True)
-def market_cache(tmp_path_factory):
-    _CACHE[:] = [tmp_path_factory.mktemp("sim-cache")]
-    yield
-    _CACHE.clear()
-
-
-def make_market(time_scale=1.0, manual=False):
-    m = Market(symbols=SYMS, seed=7, now_ms=NOW, history_days=2.0, time_scale=time_scale,
-               cache_dir=_CACHE[0] if _CACHE else None)
-    if manual:
-        m.set_now(NOW)
-    return m
-
-
-class Liquidating:
+def liquidating(market, k) -> Scripted:
     """A real Market plus k scripted liquidations per symbol per second (all in the first
     400 ms, so each 500 ms window holds k of them): allLiquidation must carry every one."""
-
-    def __init__(self, market, k):
-        self.market, self.k, self._last = market, k, market.now_ms()
-
-    def __getattr__(self, name):
-        return getattr(self.market, name)
-
-    def advance(self):
-        events = list(self.market.advance())
-        now = self.market.now_ms()
-        second = self._last - self._last % 1000 + 1000
-        while second <= now:
-            for sym in SYMS:
-                for j in range(self.k):
-                    events.append(("liquidation", sym, second + 100 * j // self.k,
-                                   "SELL" if j % 2 else "BUY", j + 1.0, 100.0, 101.0))
-            second += 1000
-        self._last = now
-        events.sort(key=lambda e: e[2])
-        return events
+    return Scripted(market, lambda second: [
+        ("liquidation", sym, second + 100 * j // k, "SELL" if j % 2 else "BUY", j + 1.0, 100.0,
+         101.0) for sym in SYMS for j in range(k)])
 
 
 @pytest.fixture
-async def serve():
-    started = []
-    session = aiohttp.ClientSession()
+def serve(exchange, http):
+    """serve(market) → the simulated Bybit venue, a client session and the venue's protocol."""
 
     async def _serve(market=None, **kw):
-        sim = SimExchange(market if market is not None else make_market(), venues=["bybit"], **kw)
-        await sim.start()
-        started.append(sim)
-        return sim, session, sim.protocols[0]
+        sim = await exchange(market if market is not None else fixed_market(), venues=["bybit"],
+                             **kw)
+        return sim, http, sim.protocols[0]
 
-    yield _serve
-    await session.close()
-    for sim in started:
-        await sim.stop()
+    return _serve
 
 
-async def get(session, sim, path, **params):
-    async with session.get(sim.rest_url + path, params=params) as r:
-        text = await r.text()
-        try:
-            return r.status, r.headers, json.loads(text)
-        except ValueError:
-            return r.status, r.headers, text
-
-
-async def until(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-async def messages(ws, seconds=2.0, n=None):
-    out = []
-    deadline = time.monotonic() + seconds
-    while n is None or len(out) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        try:
-            msg = await ws.receive(timeout=left)
-        except asyncio.TimeoutError:
-            break
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                            aiohttp.WSMsgType.ERROR):
-                break
-            continue
-        out.append(msg.data)
-    return out
-
-
-def on_tick(x: str, tick: float) -> bool:
-    return abs(float(x) / tick - round(float(x) / tick)) < 1e-6
+def messages(ws, seconds=2.0, n=None):
+    """The text frames received within ``seconds`` (or the first ``n``), unparsed."""
+    return frames(ws, n=n, seconds=seconds, parse=False)
 
 
 # ------------------------------------------------------------------------------------------
@@ -131,7 +53,7 @@ def on_tick(x: str, tick: float) -> bool:
 
 
 async def test_klines_newest_first_on_tick_with_the_venues_basis(serve):
-    m = make_market(manual=True)
+    m = fixed_market(manual=True)
     sim, s, _ = await serve(m)
     end = NOW // (5 * MIN) * 5 * MIN - 5 * MIN
     st, _, body = await get(s, sim, "/v5/market/kline", category="linear", symbol="BTCUSDT",
@@ -157,7 +79,7 @@ async def test_klines_newest_first_on_tick_with_the_venues_basis(serve):
 
 
 async def test_errors_are_retcodes_in_http_200(serve):
-    sim, s, _ = await serve(make_market(manual=True))
+    sim, s, _ = await serve(fixed_market(manual=True))
     for params, words in (({"symbol": "FOOUSDT", "interval": "5"}, "symbol"),
                           ({"symbol": "BTCUSDT", "interval": "7"}, "period"),
                           ({"symbol": "BTCUSDT", "interval": "5", "limit": "1001"}, "limit")):
@@ -169,7 +91,7 @@ async def test_errors_are_retcodes_in_http_200(serve):
 
 
 async def test_open_interest_pages_newest_first_with_a_cursor(serve):
-    m = make_market(manual=True)
+    m = fixed_market(manual=True)
     sim, s, _ = await serve(m)
     end = NOW // (5 * MIN) * 5 * MIN
     start = end - 299 * 5 * MIN                 # 300 rows: two pages of ≤ 200
@@ -202,7 +124,7 @@ async def test_open_interest_pages_newest_first_with_a_cursor(serve):
 
 
 async def test_tickers_and_instruments(serve):
-    sim, s, _ = await serve(make_market(manual=True))
+    sim, s, _ = await serve(fixed_market(manual=True))
     st, _, body = await get(s, sim, "/v5/market/tickers", category="linear")
     t = {r["symbol"]: r for r in body["result"]["list"]}
     assert set(t) == set(SYMS)
@@ -218,7 +140,7 @@ async def test_tickers_and_instruments(serve):
 
 
 async def test_600_requests_per_5s_then_403_for_ten_minutes(serve):
-    m = make_market(manual=True)
+    m = fixed_market(manual=True)
     sim, s, proto = await serve(m)
     for _ in range(RATE_LIMIT):
         st, _, _ = await get(s, sim, "/v5/market/time")
@@ -235,7 +157,7 @@ async def test_600_requests_per_5s_then_403_for_ten_minutes(serve):
 
 
 async def test_rest_faults_map_to_bybits_answers(serve):
-    sim, s, _ = await serve(make_market(manual=True))
+    sim, s, _ = await serve(fixed_market(manual=True))
     sim.faults.update(http_418_burst=1, http_429_burst=1, retry_after_s=2)
     st, h, _ = await get(s, sim, "/v5/market/time")
     assert st == 403 and h["Retry-After"] == "2"
@@ -258,7 +180,7 @@ async def subscribe(ws, args, req_id="r1"):
 
 
 async def test_acks_per_request_failures_and_pong(serve):
-    sim, s, _ = await serve(make_market(time_scale=60))
+    sim, s, _ = await serve(fixed_market(time_scale=60))
     async with s.ws_connect(sim.ws_url + WS) as ws:
         await subscribe(ws, ["publicTrade.BTCUSDT", "kline.1.BTCUSDT"], "a")
         await subscribe(ws, ["liquidation.BTCUSDT", "tickers.FOOUSDT"], "b")
@@ -277,7 +199,7 @@ async def test_acks_per_request_failures_and_pong(serve):
 
 
 async def test_live_topics_flow_and_parse(serve):
-    m = Liquidating(make_market(time_scale=120), k=3)
+    m = liquidating(fixed_market(time_scale=120), k=3)
     sim, s, _ = await serve(m)
     async with s.ws_connect(sim.ws_url + WS) as ws:
         await subscribe(ws, [f"{t}.BTCUSDT" for t in ("publicTrade", "kline.1", "tickers",
@@ -309,7 +231,7 @@ async def test_live_topics_flow_and_parse(serve):
 
 
 async def test_kline_push_at_the_minute_holds_the_closed_and_the_new_candle(serve):
-    sim, s, _ = await serve(make_market(time_scale=300))
+    sim, s, _ = await serve(fixed_market(time_scale=300))
     async with s.ws_connect(sim.ws_url + WS) as ws:
         await subscribe(ws, ["kline.1.ETHUSDT"])
         raw = [json.loads(f) for f in await messages(ws, 2.5) if '"kline.' in f]
@@ -322,7 +244,7 @@ async def test_kline_push_at_the_minute_holds_the_closed_and_the_new_candle(serv
 
 
 async def test_faults_drop_silent_malformed_and_idle_cut(serve):
-    sim, s, proto = await serve(make_market(time_scale=60))
+    sim, s, proto = await serve(fixed_market(time_scale=60))
     async with s.ws_connect(sim.ws_url + WS) as ws:
         await subscribe(ws, ["publicTrade.BTCUSDT"])
         assert await messages(ws, 2.0, n=3)
@@ -348,7 +270,7 @@ async def test_faults_drop_silent_malformed_and_idle_cut(serve):
 
 
 async def test_tickers_subscribed_while_silent_flow_once_data_returns(serve):
-    sim, s, _ = await serve(make_market(time_scale=60))
+    sim, s, _ = await serve(fixed_market(time_scale=60))
     sim.faults.silent = True
     async with s.ws_connect(sim.ws_url + WS) as ws:
         await subscribe(ws, ["tickers.ETHUSDT"])

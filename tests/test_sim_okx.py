@@ -13,11 +13,9 @@ import aiohttp
 import pytest
 
 from liqtui.sim.market import Market
-from liqtui.sim.okx import INVERSE, Protocol
-from liqtui.sim.server import SimExchange
+from liqtui.sim.okx import INVERSE
 
-MIN = 60_000
-STEP = 300_000
+from helpers import MIN, STEP, okx_protocol, on_tick
 
 
 @pytest.fixture(scope="module")
@@ -26,39 +24,13 @@ def market():
 
 
 @pytest.fixture
-async def sim(market):
-    sx = SimExchange(market, venues=("okx",))
-    await sx.start()
-    yield sx
-    await sx.stop()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-def proto(sx) -> Protocol:
-    return next(p for p in sx.protocols if isinstance(p, Protocol))
+async def sim(exchange, market):
+    return await exchange(market, venues=("okx",))
 
 
 async def get(http, sx, path, **params):
     async with http.get(sx.rest_url + path, params=params) as r:
         return r.status, await r.json()
-
-
-async def until(pred, timeout=20.0, what="the condition"):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def _on_tick(px: str, tick: float) -> bool:
-    return math.isclose(round(float(px) / tick) * tick, float(px), abs_tol=tick * 1e-6)
 
 
 # ---------------------------------------------------------------------------- REST
@@ -79,7 +51,7 @@ async def test_time_and_instruments(sim, http):
     assert st == 400 and body["code"] == "51000"
 
 
-async def test_candles_newest_first_in_contracts_and_on_tick(sim, http, market):
+async def test_candles_newest_first_in_contracts_andon_tick(sim, http, market):
     st, body = await get(http, sim, "/api/v5/market/candles", instId="BTC-USDT-SWAP",
                          bar="5m", limit="300")
     rows = body["data"]
@@ -88,7 +60,7 @@ async def test_candles_newest_first_in_contracts_and_on_tick(sim, http, market):
     assert ts == sorted(ts, reverse=True) and all(a - b == STEP for a, b in zip(ts, ts[1:]))
     assert rows[0][8] == "0" and all(r[8] == "1" for r in rows[1:])  # only the newest forms
     for r in rows[:50]:
-        assert all(_on_tick(x, 0.1) for x in r[1:5])
+        assert all(on_tick(x, 0.1) for x in r[1:5])
         assert math.isclose(float(r[5]) * 0.01, float(r[6]), rel_tol=1e-9)  # vol × ctVal = volCcy
         assert float(r[3]) <= min(float(r[1]), float(r[4])) <= float(r[2])
     # the venue's shape: OKX's basis (−0.03 %) on the market's price, 45 % of its volume
@@ -131,7 +103,7 @@ async def test_mark_price_candles(sim, http, market):
     assert len(rows) == 100 and all(len(r) == 6 for r in rows) and ts == sorted(ts, reverse=True)
     ref = {r[0]: r for r in market.mark_klines("BTCUSDT", STEP, start_ms=ts[-1], limit=100)}
     for r in rows[1:20]:
-        assert all(_on_tick(x, 0.1) for x in r[1:5]) and r[5] == "1"
+        assert all(on_tick(x, 0.1) for x in r[1:5]) and r[5] == "1"
         assert math.isclose(float(r[2]), ref[int(r[0])][2] * (1 - 0.0003), abs_tol=0.05)
     _, body = await get(http, sim, "/api/v5/market/mark-price-candles", instId="BTC-USDT-SWAP",
                         bar="5m", limit="101")
@@ -224,7 +196,7 @@ async def test_acks_per_arg_ping_and_channel_routing(sim, http):
     texts = [(await ws.receive(timeout=5)).data for _ in range(200)]
     assert "pong" in texts
     trades = [json.loads(t)["data"][0] for t in texts if t != "pong" and '"trades"' in t[:30]]
-    assert trades and all(_on_tick(t["px"], 0.1) and t["side"] in ("buy", "sell")
+    assert trades and all(on_tick(t["px"], 0.1) and t["side"] in ("buy", "sell")
                           and float(t["sz"]) >= 0.01 for t in trades)
     ids = [int(t["tradeId"]) for t in trades]
     assert ids == sorted(ids)
@@ -241,7 +213,7 @@ async def test_acks_per_arg_ping_and_channel_routing(sim, http):
 
 
 async def test_idle_sockets_are_closed_with_4004(sim, http):
-    proto(sim).idle_close_s = 1.0
+    okx_protocol(sim).idle_close_s = 1.0
     ws = await http.ws_connect(sim.ws_url + "/ws/v5/public")
     msg = await ws.receive(timeout=5)   # never subscribed
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4004
@@ -256,7 +228,7 @@ async def test_idle_sockets_are_closed_with_4004(sim, http):
         assert (await ws.receive(timeout=5)).data == "pong"
     msg = await ws.receive(timeout=5)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4004
-    assert proto(sim).counters["idle_closes"] >= 2
+    assert okx_protocol(sim).counters["idle_closes"] >= 2
 
 
 async def test_liquidations_bankruptcy_prices_late_and_foreign(sim, http):
@@ -280,13 +252,13 @@ async def test_liquidations_bankruptcy_prices_late_and_foreign(sim, http):
     assert {i["instId"] for i in items} >= {"BTC-USDT-SWAP", INVERSE}
     ts = [int(i["details"][0]["ts"]) for i in items]
     assert any(b < a for a, b in zip(ts, ts[1:])), "no push came late"
-    assert proto(sim).counters["late_liquidations"] > 0
+    assert okx_protocol(sim).counters["late_liquidations"] > 0
     for i in items:
         x = i["details"][0]
         assert (x["posSide"], x["side"]) in {("long", "sell"), ("short", "buy"),
                                              ("net", "sell"), ("net", "buy")}
         if i["instId"] != INVERSE:
-            assert float(x["sz"]) >= 0.01 and _on_tick(x["bkPx"], 0.1 if "BTC" in
+            assert float(x["sz"]) >= 0.01 and on_tick(x["bkPx"], 0.1 if "BTC" in
                                                        i["instId"] else 0.01)
 
 
@@ -322,23 +294,19 @@ async def test_drop_silent_and_damaged_frames(sim, http):
         m = await ws.receive(timeout=5)
     assert m.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                       aiohttp.WSMsgType.ERROR)
-    assert proto(sim).counters["fault_drops"] >= 1
+    assert okx_protocol(sim).counters["fault_drops"] >= 1
 
 
-async def test_a_symbol_added_after_the_start_is_served(http):
+async def test_a_symbol_added_after_the_start_is_served(http, exchange):
     """--demo builds its market one symbol at a time while the server already runs: OKX must
     list and serve a symbol that joined later (it once froze its instruments at start)."""
     m = Market(("SOLUSDT",), seed=3, history_days=0.2)
-    sx = SimExchange(m, venues=("okx",))
-    await sx.start()
-    try:
-        _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
-        assert "BNB-USDT-SWAP" not in {d["instId"] for d in body["data"]}
-        m.add(m.prepare(["BNBUSDT"]))
-        _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
-        assert "BNB-USDT-SWAP" in {d["instId"] for d in body["data"]}
-        st, body = await get(http, sx, "/api/v5/market/candles", instId="BNB-USDT-SWAP",
-                             bar="5m", limit=3)
-        assert st == 200 and body["code"] == "0" and len(body["data"]) == 3
-    finally:
-        await sx.stop()
+    sx = await exchange(m, venues=("okx",))
+    _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
+    assert "BNB-USDT-SWAP" not in {d["instId"] for d in body["data"]}
+    m.add(m.prepare(["BNBUSDT"]))
+    _, body = await get(http, sx, "/api/v5/public/instruments", instType="SWAP")
+    assert "BNB-USDT-SWAP" in {d["instId"] for d in body["data"]}
+    st, body = await get(http, sx, "/api/v5/market/candles", instId="BNB-USDT-SWAP",
+                         bar="5m", limit=3)
+    assert st == 200 and body["code"] == "0" and len(body["data"]) == 3

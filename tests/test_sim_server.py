@@ -11,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from liqtui.sim.faults import Faults
-from liqtui.sim.market import Market
 from liqtui.sim.server import DAY, MIN, SimExchange
 
-NOW = 1_790_000_130_000          # a 2026 instant, 30 s into a minute; fixed so windows repeat
-SYMS = ("BTCUSDT", "ETHUSDT")
+from helpers import NOW, SYMS, fixed_market, frames, get, until
+from helpers import Scripted as Base
 
 # Real recorded Binance messages, copied verbatim from ../shared/fixtures/real/binance/
 # (cryptofeed_usdm_ws_combined_2021-07-22.jsonl, forceOrder_frames_real.jsonl (the 2026-10-09
@@ -49,120 +47,45 @@ REAL_SYMBOL_KEYS = [
     "marketTakeBound", "filters", "orderTypes", "timeInForce"]
 
 
-_CACHE: list[Path] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def market_cache(tmp_path_factory):
-    """One history build per module: later markets load it from the cache (~0.1 s)."""
-    _CACHE[:] = [tmp_path_factory.mktemp("sim-cache")]
-    yield
-    _CACHE.clear()
-
-
-def make_market(time_scale=1.0, manual=False):
-    """Two days of history (1,500 one-minute klines need more than one) at a fixed start."""
-    m = Market(symbols=SYMS, seed=7, now_ms=NOW, history_days=2.0, time_scale=time_scale,
-               cache_dir=_CACHE[0] if _CACHE else None)
-    if manual:
-        m.set_now(NOW)
-    return m
-
-
-class Scripted:
+class Scripted(Base):
     """A real Market plus scripted live events: liquidation bursts (k per symbol per second,
     quantities 1.001 … k.001, the last one at +900 ms) and trade floods."""
 
     def __init__(self, market, liq_per_s=0, flood_per_s=0):
-        self.market, self.liq_per_s, self.flood_per_s = market, liq_per_s, flood_per_s
-        self._last = market.now_ms()
+        super().__init__(market, self._burst)
+        self.liq_per_s, self.flood_per_s = liq_per_s, flood_per_s
         self._agg = 10**12
         self.jump = 0       # ms added to the clock the server sees, without a market to make
-
-    def __getattr__(self, name):
-        return getattr(self.market, name)
 
     def now_ms(self):
         return self.market.now_ms() + self.jump
 
+    def _burst(self, second):
+        k = self.liq_per_s
+        return [("liquidation", sym, second + (900 * j) // max(k - 1, 1),
+                 "SELL" if j % 2 else "BUY", j + 1.001, 100.0, 101.0)
+                for sym in SYMS for j in range(k)]
+
     def advance(self):
-        events = list(self.market.advance())
-        now = self.market.now_ms()
-        second = self._last - self._last % 1000 + 1000
-        while second <= now:
-            for sym in SYMS:
-                k = self.liq_per_s
-                for j in range(k):
-                    ms = second + (900 * j) // max(k - 1, 1)
-                    events.append(("liquidation", sym, ms, "SELL" if j % 2 else "BUY",
-                                   j + 1.001, 100.0, 101.0))
-            second += 1000
-        for i in range(self.flood_per_s * (now - self._last) // 1000):  # spread evenly
-            ms = self._last + 1 + i * 1000 // self.flood_per_s
+        last = self._last
+        events = super().advance()
+        flood = []
+        for i in range(self.flood_per_s * (self._last - last) // 1000):  # spread evenly
+            ms = last + 1 + i * 1000 // self.flood_per_s
             for sym in SYMS:
                 self._agg += 1
-                events.append(("trade", sym, ms, self._agg, 100.0, 0.001, True))
-        self._last = now
-        events.sort(key=lambda e: e[2])
-        return events
-
-
-async def eventually(cond, timeout=10.0, every=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        if await cond() if asyncio.iscoroutinefunction(cond) else cond():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(every)
+                flood.append(("trade", sym, ms, self._agg, 100.0, 0.001, True))
+        return sorted(events + flood, key=lambda e: e[2])
 
 
 @pytest.fixture
-async def serve():
-    """serve(market, **kw) → a started SimExchange and a client session; all stopped after."""
-    started: list[SimExchange] = []
-    session = aiohttp.ClientSession()
+def serve(exchange, http):
+    """serve(market, faults, **kw) → a started SimExchange and a client session."""
 
     async def _serve(market=None, faults=None, **kw):
-        sim = SimExchange(market if market is not None else make_market(), faults, **kw)
-        await sim.start()
-        started.append(sim)
-        return sim, session
+        return await exchange(market if market is not None else fixed_market(), faults, **kw), http
 
-    yield _serve
-    await session.close()
-    for sim in started:
-        await sim.stop()
-
-
-async def get(session, sim, path, **params):
-    async with session.get(sim.rest_url + path, params=params) as r:
-        try:
-            body = await r.json(content_type=None)
-        except ValueError:
-            body = await r.text()
-        return r.status, r.headers, body
-
-
-async def frames(ws, n=None, seconds=2.0, parse=True):
-    """Data frames received within ``seconds`` (or the first ``n``)."""
-    out = []
-    deadline = time.monotonic() + seconds
-    while n is None or len(out) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        try:
-            msg = await ws.receive(timeout=left)
-        except asyncio.TimeoutError:
-            break
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                            aiohttp.WSMsgType.ERROR):
-                break
-            continue
-        out.append(json.loads(msg.data) if parse else msg.data)
-    return out
+    return _serve
 
 
 def same_shape(ours, real):
@@ -196,7 +119,7 @@ async def test_exchange_info_lists_usdm_perpetuals(serve):
 
 
 async def test_klines_shape_order_paging_and_weights(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     real_row = REAL["kline_row"]
 
     status, headers, rows = await get(s, sim, "/fapi/v1/klines", symbol="BTCUSDT", interval="1m")
@@ -238,7 +161,7 @@ async def test_klines_shape_order_paging_and_weights(serve):
 
 
 async def test_rest_errors_have_the_venue_bodies(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     cases = [
         ("/fapi/v1/klines", {"symbol": "NOPEUSDT", "interval": "1m"}, -1121),
         ("/fapi/v1/klines", {"symbol": "btcusdt", "interval": "1m"}, -1121),
@@ -260,7 +183,7 @@ async def test_rest_errors_have_the_venue_bodies(serve):
 
 
 async def test_open_interest_and_its_30_day_history(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     status, headers, oi = await get(s, sim, "/fapi/v1/openInterest", symbol="BTCUSDT")
     assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "1"
     assert set(oi) == {"symbol", "openInterest", "time"} and isinstance(oi["openInterest"], str)
@@ -289,7 +212,7 @@ async def test_open_interest_and_its_30_day_history(serve):
 
 
 async def test_open_interest_history_has_its_own_limit(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     statuses = []
     for _ in range(1001):
         status, headers, _ = await get(s, sim, "/futures/data/openInterestHist",
@@ -302,7 +225,7 @@ async def test_open_interest_history_has_its_own_limit(serve):
 
 
 async def test_premium_index_and_ticker_weights(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     _, h, one = await get(s, sim, "/fapi/v1/premiumIndex", symbol="BTCUSDT")
     assert h["X-MBX-USED-WEIGHT-1M"] == "1"
     assert list(one) == ["symbol", "markPrice", "indexPrice", "estimatedSettlePrice",
@@ -318,7 +241,7 @@ async def test_premium_index_and_ticker_weights(serve):
 
 
 async def test_weight_limit_429_then_418_ban(serve):
-    sim, s = await serve(make_market(time_scale=60.0, manual=True))
+    sim, s = await serve(fixed_market(time_scale=60.0, manual=True))
     window = dict(symbol="BTCUSDT", interval="1m", limit="1001",      # weight 10, one row
                   startTime=str(NOW - 10 * MIN), endTime=str(NOW - 10 * MIN))
     for i in range(240):
@@ -342,7 +265,7 @@ async def test_weight_limit_429_then_418_ban(serve):
 
 
 async def test_obeying_retry_after_avoids_the_ban(serve):
-    sim, s = await serve(make_market(time_scale=60.0, manual=True))   # 60 sim s a wall second
+    sim, s = await serve(fixed_market(time_scale=60.0, manual=True))   # 60 sim s a wall second
     for _ in range(60):
         assert (await get(s, sim, "/fapi/v1/ticker/24hr"))[0] == 200     # weight 40 each
     status, headers, _ = await get(s, sim, "/fapi/v1/ticker/24hr")
@@ -358,7 +281,7 @@ async def test_obeying_retry_after_avoids_the_ban(serve):
 
 
 async def test_combined_and_raw_frames_match_the_real_ones(serve):
-    sim, s = await serve(Scripted(make_market(time_scale=5.0), liq_per_s=2))
+    sim, s = await serve(Scripted(fixed_market(time_scale=5.0), liq_per_s=2))
     real = REAL
     streams = ["btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@markPrice@1s",
                "btcusdt@forceOrder"]
@@ -370,7 +293,7 @@ async def test_combined_and_raw_frames_match_the_real_ones(serve):
                 assert set(f) == {"stream", "data"}
                 got.setdefault(f["stream"], f["data"])
             return len(got) == len(streams)
-        await eventually(collect, timeout=20)
+        await until(collect, timeout=20)
     same_shape(got["btcusdt@aggTrade"], real["aggTrade"])
     same_shape(got["btcusdt@kline_1m"], real["kline"])
     same_shape(got["btcusdt@forceOrder"], real["forceOrder"])
@@ -385,14 +308,14 @@ async def test_combined_and_raw_frames_match_the_real_ones(serve):
         async def collect_raw():
             raw.extend(await frames(ws, seconds=0.3))
             return {f["e"] for f in raw} == {"aggTrade", "kline"}
-        await eventually(collect_raw, timeout=20)
+        await until(collect_raw, timeout=20)
     assert all("stream" not in f and f["s"] == "ETHUSDT" for f in raw)
     aggs = [f["a"] for f in raw if f["e"] == "aggTrade"]
     assert aggs == sorted(aggs) and len(set(aggs)) == len(aggs)
 
 
 async def test_subscription_methods_and_error_replies(serve):
-    sim, s = await serve(make_market(time_scale=5.0))
+    sim, s = await serve(fixed_market(time_scale=5.0))
     async with s.ws_connect(sim.ws_url + "/market/stream") as ws:
         await ws.send_str(json.dumps({"method": "SUBSCRIBE",
                                       "params": ["btcusdt@aggTrade", "!forceOrder@arr"], "id": 1}))
@@ -409,7 +332,7 @@ async def test_subscription_methods_and_error_replies(serve):
         async def collect():
             replies.extend(f for f in await frames(ws, seconds=0.2) if "stream" not in f)
             return len(replies) >= 8
-        await eventually(collect)
+        await until(collect, timeout=10.0)
     assert replies[0] == {"result": None, "id": 1}
     assert replies[1] == {"result": ["btcusdt@aggTrade", "!forceOrder@arr"], "id": 3}
     assert replies[2] == {"result": None, "id": 4}
@@ -421,7 +344,7 @@ async def test_subscription_methods_and_error_replies(serve):
 
 
 async def test_more_than_10_messages_a_second_disconnects(serve):
-    sim, s = await serve(make_market(time_scale=5.0))
+    sim, s = await serve(fixed_market(time_scale=5.0))
     async with s.ws_connect(sim.ws_url + "/market/stream") as ws:
         for i in range(12):
             await ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
@@ -431,7 +354,7 @@ async def test_more_than_10_messages_a_second_disconnects(serve):
 
 
 async def test_legacy_paths_ack_but_stay_silent(serve):
-    sim, s = await serve(make_market(time_scale=5.0))
+    sim, s = await serve(fixed_market(time_scale=5.0))
     sub = {"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade", "btcusdt@markPrice@1s"], "id": 9}
     async with s.ws_connect(sim.ws_url + "/ws/btcusdt@aggTrade") as legacy_raw, \
             s.ws_connect(sim.ws_url + "/stream?streams=btcusdt@aggTrade") as legacy, \
@@ -439,7 +362,7 @@ async def test_legacy_paths_ack_but_stay_silent(serve):
             s.ws_connect(sim.ws_url + "/market/stream?streams=btcusdt@aggTrade") as market:
         for ws in (legacy_raw, legacy):
             await ws.send_str(json.dumps(sub))
-        await eventually(lambda: sim.counters["frames"] >= 20, timeout=20)
+        await until(lambda: sim.counters["frames"] >= 20, timeout=20)
         live = await frames(market, seconds=0.5)
         quiet = await frames(legacy, seconds=0.5) + await frames(legacy_raw, seconds=0.5)
         quiet += await frames(public, seconds=0.2)     # /public carries book data only
@@ -448,7 +371,7 @@ async def test_legacy_paths_ack_but_stay_silent(serve):
 
 
 async def test_at_most_1024_streams_per_connection(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     names = [f"s{i}usdt@aggTrade" for i in range(1025)]
     async with s.ws_connect(sim.ws_url + "/market/stream") as ws:
         await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": names[:1024], "id": 1}))
@@ -459,7 +382,7 @@ async def test_at_most_1024_streams_per_connection(serve):
 
 
 async def test_force_order_is_one_latest_snapshot_per_symbol_per_second(serve):
-    sim, s = await serve(Scripted(make_market(time_scale=4.0), liq_per_s=5), coinm_share=0.5)
+    sim, s = await serve(Scripted(fixed_market(time_scale=4.0), liq_per_s=5), coinm_share=0.5)
     async with s.ws_connect(sim.ws_url + "/market/stream?streams=!forceOrder@arr/"
                             "btcusdt@forceOrder") as ws:
         got = []
@@ -467,7 +390,7 @@ async def test_force_order_is_one_latest_snapshot_per_symbol_per_second(serve):
         async def collect():
             got.extend(await frames(ws, seconds=0.3))
             return sum(f["stream"] == "btcusdt@forceOrder" for f in got) >= 6
-        await eventually(collect, timeout=20)
+        await until(collect, timeout=20)
     per_window: dict[tuple, int] = {}
     for f in got:
         o = f["data"]["o"]
@@ -485,7 +408,7 @@ async def test_force_order_is_one_latest_snapshot_per_symbol_per_second(serve):
 
 
 async def test_server_pings_and_the_24h_cut(serve):
-    market = Scripted(make_market(time_scale=360.0, manual=True))   # a ping every 0.5 s
+    market = Scripted(fixed_market(time_scale=360.0, manual=True))   # a ping every 0.5 s
     sim, s = await serve(market)
     async with s.ws_connect(sim.ws_url + "/market/ws/btcusdt@aggTrade", autoping=False) as ws:
         msg = await ws.receive(timeout=10)
@@ -501,7 +424,7 @@ async def test_server_pings_and_the_24h_cut(serve):
 async def test_slow_client_is_dropped_without_holding_back_others(serve):
     # 10,000 frames a second; a client that never reads fills its socket buffers, then its
     # queue, and is cut off, while a client that reads keeps getting everything
-    sim, s = await serve(Scripted(make_market(time_scale=2.0), flood_per_s=5000),
+    sim, s = await serve(Scripted(fixed_market(time_scale=2.0), flood_per_s=5000),
                          max_queue=2000)
     url = sim.ws_url + "/market/stream?streams=btcusdt@aggTrade"
     async with s.ws_connect(url) as stuck, s.ws_connect(url) as healthy:
@@ -513,9 +436,9 @@ async def test_slow_client_is_dropped_without_holding_back_others(serve):
                 received += 1
 
         reader = asyncio.create_task(read_healthy())
-        await eventually(lambda: sim.counters["dropped_clients"] >= 1, timeout=30)
+        await until(lambda: sim.counters["dropped_clients"] >= 1, timeout=30)
         before = received
-        await eventually(lambda: received > before + 100)      # still flowing
+        await until(lambda: received > before + 100, timeout=10.0)      # still flowing
         assert not healthy.closed and not reader.done()
         reader.cancel()
         assert await frames(stuck, seconds=5) is not None      # drains, then sees the close
@@ -527,7 +450,7 @@ async def test_slow_client_is_dropped_without_holding_back_others(serve):
 
 
 async def test_fault_drop_connections(serve):
-    sim, s = await serve(make_market(time_scale=5.0), Faults(drop_every_s=0.3))
+    sim, s = await serve(fixed_market(time_scale=5.0), Faults(drop_every_s=0.3))
     for abrupt in (True, False):
         sim.faults.drop_abrupt = abrupt
         async with s.ws_connect(sim.ws_url + "/market/stream?streams=btcusdt@aggTrade") as ws:
@@ -539,7 +462,7 @@ async def test_fault_drop_connections(serve):
 
 
 async def test_fault_silent_still_answers_pings_and_requests(serve):
-    sim, s = await serve(make_market(time_scale=5.0), Faults(silent=True))
+    sim, s = await serve(fixed_market(time_scale=5.0), Faults(silent=True))
     async with s.ws_connect(sim.ws_url + "/market/stream?streams=btcusdt@aggTrade",
                             autoping=False) as ws:
         await ws.ping(b"hi")
@@ -560,7 +483,7 @@ async def test_fault_silent_still_answers_pings_and_requests(serve):
 
 
 async def test_fault_slow_rest_5xx_and_bursts(serve):
-    sim, s = await serve(make_market(manual=True), Faults(slow_ms=300))
+    sim, s = await serve(fixed_market(manual=True), Faults(slow_ms=300))
     t0 = time.monotonic()
     assert (await get(s, sim, "/fapi/v1/ping"))[0] == 200
     assert time.monotonic() - t0 >= 0.3
@@ -583,7 +506,7 @@ async def test_fault_slow_rest_5xx_and_bursts(serve):
 
 
 async def test_fault_malformed_truncated_and_extra_fields(serve):
-    sim, s = await serve(make_market(time_scale=5.0))
+    sim, s = await serve(fixed_market(time_scale=5.0))
     url = sim.ws_url + "/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade"
 
     def parses(text):
@@ -611,7 +534,7 @@ async def test_fault_malformed_truncated_and_extra_fields(serve):
 
 
 async def test_faults_can_be_set_over_http(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     async with s.post(sim.rest_url + "/sim/faults", json={"silent": True, "slow_ms": 5}) as r:
         assert r.status == 200 and (await r.json())["silent"] is True
     assert sim.faults.silent and sim.faults.slow_ms == 5
@@ -624,7 +547,7 @@ async def test_faults_can_be_set_over_http(serve):
 
 
 async def test_truth_endpoint_returns_the_market_map(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     status, _, truth = await get(s, sim, "/sim/truth", symbol="BTCUSDT")
     assert status == 200
     assert {"prices", "long_usd", "short_usd", "bin_width", "price"} <= set(truth)
@@ -633,7 +556,7 @@ async def test_truth_endpoint_returns_the_market_map(serve):
 
 
 async def test_replay_streams_exactly_count_frames(serve):
-    sim, s = await serve(make_market(manual=True))
+    sim, s = await serve(fixed_market(manual=True))
     async with s.ws_connect(sim.ws_url + "/replay/stream?count=5000") as ws:
         got = [json.loads(m.data) async for m in ws]
     assert len(got) == 5000 and ws.close_code == 1000
@@ -651,7 +574,7 @@ async def test_replay_streams_exactly_count_frames(serve):
 
 
 async def test_stop_is_clean(serve):
-    market = make_market(time_scale=5.0)
+    market = fixed_market(time_scale=5.0)
     sim = SimExchange(market)
     before = asyncio.all_tasks()
     await sim.start()
