@@ -72,7 +72,7 @@ def measure(argv, cols, rows, colors, warm, seconds):
 def first_paint(runs: int, cols: int, rows: int, colors: str) -> None:
     """``liqtui --demo --log FILE`` in a pty: seconds from the spawn (interpreter start
     included) to the log's "first heatmap painted" line; cold = an empty cache directory
-    (the first start of a day), warm = the cache the cold run left."""
+    (a first start), warm = the cache the cold run left (a restart within the day)."""
     import re
     import statistics
     import tempfile
@@ -121,7 +121,7 @@ def first_paint(runs: int, cols: int, rows: int, colors: str) -> None:
           f"warm {', '.join(f'{x[0]:.2f}' for x in warm)})")
     print("| start | spawn → first heatmap | the log's number (from `cmd_app`) | goal |")
     print("|---|---|---|---|")
-    for name, xs in (("cold (empty ~/.cache/liqtui/sim)", cold), ("warm (the day's cache)", warm)):
+    for name, xs in (("cold (empty ~/.cache/liqtui/sim)", cold), ("warm (the cold run's cache)", warm)):
         print(f"| {name} | {statistics.median(x[0] for x in xs):.2f} s | "
               f"{statistics.median(x[1] for x in xs):.2f} s | ≤ 1.5 s |")
 
