@@ -74,8 +74,8 @@ P_QUIET, P_EXCITED = 1 / 600, 1 / 1200           # per minute, out of "normal"
 P_BACK = (1 / 240, 0.0, 1 / 120)                 # per minute, back to "normal"
 DIURNAL = 1.0 + 0.25 * np.cos(2 * np.pi * (np.arange(24) - 15) / 24)  # busiest ~15:00 UTC
 GARCH_A, GARCH_B = 0.05, 0.93  # persistence 0.98: clusters of ~an hour (regimes: longer)
-LIQ, STOP, TAKE, PLAN = 0, 1, 2, 3  # why a position closed
-_LONG, _SHORT, _LIQ8, _STOP8 = np.int8(1), np.int8(-1), np.int8(LIQ), np.int8(STOP)
+LIQ, STOP, TAKE, PLAN = 0, 1, 2, 3  # why a position closed (_open relies on LIQ 0, STOP 1)
+_LONG, _SHORT = np.int8(1), np.int8(-1)
 # The minute's position trades are counted in one bincount over (row, path point), 61 points
 # per row: open long, open short, market close long, market close short (planned or stopped),
 # liquidated long, liquidated short, take-profit long, take-profit short. A fired close's row
@@ -201,7 +201,8 @@ class SymbolEngine:
         self.closes = np.full(6, self.price)
         self.next_id = 1_000_000 + (self.crc % 1000) * 1_000_000
         self.longs = self.shorts = self.hedge = 0
-        self.books = {b: TriggerBook() for b in ("down", "up", "due")}
+        self.books = {"down": TriggerBook(buffer=4096), "up": TriggerBook(buffer=4096),
+                      "due": TriggerBook()}
         if listed_at_start:
             self._seed_population()
         self.hedge = self._hedge_target(0.0)
@@ -272,14 +273,14 @@ class SymbolEngine:
         notional = units * self.step * entry
         b = self.br_floor.searchsorted(notional, side="right") - 1
         lev = np.minimum(d["lev"], self.br_max[b])
-        sgn = -side.astype(np.float64)  # the model's sign: −1 long, +1 short
+        sgn = -side  # the model's sign: −1 long, +1 short
         liq = entry * (1 + sgn * (1 / lev + self.br_cum[b] / notional)) / (1 + sgn * self.br_mmr[b])
         dist = np.abs(entry - liq)
         tp = entry + side * d["tp"] * dist          # NaN fraction: no take-profit
         sl = entry - side * d["sl"] * dist
         has_sl = np.isfinite(sl)
         stop_or_liq = np.where(has_sl, sl, liq)
-        kind_sl = np.where(has_sl, _STOP8, _LIQ8)
+        kind_sl = has_sl.astype(np.int8)  # STOP (1) or LIQ (0)
         lg = side > 0
         i0 = self.np
         self._grow(self.pos, i0 + n)

@@ -21,9 +21,12 @@ _EMPTY = np.empty(0, np.int64)
 
 
 class TriggerBook:
-    __slots__ = ("keys", "ids", "head", "hkey", "bkeys", "bids", "bn", "bmin")
+    __slots__ = ("keys", "ids", "head", "hkey", "bkeys", "bids", "bn", "bmin", "size")
 
-    def __init__(self, keys=None, ids=None):
+    def __init__(self, keys=None, ids=None, buffer: int = _MERGE_AT):
+        # a bigger buffer merges less often but costs more to scan: worth it for a book whose
+        # buffer is rarely scanned (stops and liquidations are seldom near the price)
+        self.size = buffer
         self.rebuild(np.empty(0) if keys is None else keys, _EMPTY if ids is None else ids)
 
     def rebuild(self, keys, ids) -> None:
@@ -32,22 +35,21 @@ class TriggerBook:
         order = np.lexsort((ids, keys))
         self.keys, self.ids, self.head = keys[order], ids[order], 0
         self._head_key()
-        self.bkeys = np.empty(_MERGE_AT, np.float64)
-        self.bids = np.empty(_MERGE_AT, np.int64)
+        self.bkeys = np.empty(self.size, np.float64)
+        self.bids = np.empty(self.size, np.int64)
         self.bn, self.bmin = 0, np.inf
 
     def _head_key(self) -> None:
         # the smallest settled key as a Python float: "nothing fires" is two float comparisons
         self.hkey = float(self.keys[self.head]) if self.head < self.keys.size else np.inf
 
-    def add(self, keys, ids) -> None:
-        keys = np.asarray(keys, dtype=np.float64)
+    def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
         n = keys.size
         if n == 0:
             return
-        if self.bn + n > _MERGE_AT:
+        if self.bn + n > self.size:
             self._merge()
-            if n > _MERGE_AT:  # a big batch (a seeded population) goes straight to the sorted
+            if n > self.size:  # a big batch (a seeded population) goes straight to the sorted
                 self._insert(keys, np.asarray(ids, dtype=np.int64))  # part: the buffer stays small
                 return
         self.bkeys[self.bn:self.bn + n] = keys
@@ -66,7 +68,7 @@ class TriggerBook:
             return _EMPTY
         out = []
         if x >= self.hkey:
-            k = int(np.searchsorted(self.keys, x, side="right"))
+            k = int(self.keys.searchsorted(x, side="right"))
             out.append(self.ids[self.head:k])
             self.head = k
             self._head_key()
@@ -75,11 +77,12 @@ class TriggerBook:
             hit = bk <= x
             out.append(self.bids[:self.bn][hit])
             keep = ~hit
-            n = int(keep.sum())
-            self.bkeys[:n] = bk[keep]
+            left = bk[keep]
+            n = left.size
             self.bids[:n] = self.bids[:self.bn][keep]
+            self.bkeys[:n] = left
             self.bn = n
-            self.bmin = float(self.bkeys[:n].min()) if n else np.inf
+            self.bmin = float(left.min()) if n else np.inf
         ids = out[0] if len(out) == 1 else np.concatenate(out)
         return np.sort(ids)
 
