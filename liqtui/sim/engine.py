@@ -138,6 +138,8 @@ _DEV_DECAY_M1 = _DEV_DECAY - 1.0
 
 A_FAST, A_SLOW, A_REV = _ema_a(30), _ema_a(360), _ema_a(120)
 _EMPTY, _EMPTY8 = np.zeros(0, np.int64), np.zeros(0, np.int8)
+# reductions without the ndarray methods' Python wrappers (same ufuncs, same results)
+_MIN, _MAX, _SUM, _ANY = np.minimum.reduce, np.maximum.reduce, np.add.reduce, np.logical_or.reduce
 
 
 def _cross_down(path: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -283,8 +285,9 @@ class SymbolEngine:
         kind_sl = has_sl.astype(np.int8)  # STOP (1) or LIQ (0)
         lg = side > 0
         i0 = self.np
-        self._grow(self.pos, i0 + n)
         p = self.pos
+        if i0 + n > p["side"].size:
+            self._grow(p, i0 + n)
         s = slice(i0, i0 + n)
         p["side"][s], p["units"][s], p["entry"][s], p["lev"][s] = side, units, entry, lev
         p["liq"][s], p["tp"][s], p["sl"][s], p["due"][s] = liq, tp, sl, due
@@ -449,21 +452,21 @@ class SymbolEngine:
         imp = base
         for _ in range(MAX_CASCADE):
             path = P0 * np.exp(x + imp)
-            lo, hi = float(path.min()), float(path.max())
+            lo, hi = float(_MIN(path)), float(_MAX(path))
             new = [r for r in (self._fire("down", path, lo, mfac, True),
                                self._fire("up", path, hi, mfac, False)) if r]
             if not new:
                 break
             for ids, sec, kind in new:
                 mkt = kind != TAKE  # take-profits rest in the book: no impact
-                if mkt.any():
+                if _ANY(mkt):
                     fx -= np.bincount(sec[mkt], weights=(p["side"][ids] * p["units"][ids] * step)[mkt],
                                       minlength=60)
             fired += new
             imp = self._impact(base, fx, lam)
         else:
             path = P0 * np.exp(x + imp)
-            lo, hi = float(path.min()), float(path.max())
+            lo, hi = float(_MIN(path)), float(_MAX(path))
         imp_end = float(imp[-1])
         full = np.empty(61)
         full[0] = P0
@@ -525,7 +528,7 @@ class SymbolEngine:
         self.hedge = h_new
         # noise traders (their net flow is the noise impact above) and the informed flow behind
         # the exogenous move (its impact is the move itself)
-        nn = int(round(float(noise.sum()) / step))
+        nn = int(round(float(_SUM(noise)) / step))
         v_noise = max(abs(nn), int(-0.35 * (pos_units + 1) * act * math.log(u[7] * u[8] + 1e-300)))
         inf = int(0.2 * abs(r_exo) / lam_lin / step)
         sp_buy = (v_noise + nn) // 2 + (inf if r_exo > 0 else 0) + dh // 2
@@ -535,7 +538,7 @@ class SymbolEngine:
         other = pos_units - liq_units + sp_buy + sp_sell
         if other < n_other + 1:  # every trade needs at least one lot step
             sp_buy += n_other + 1 - other
-        vwap_pt = float(full[1:].sum()) / 60  # the mean, without np.mean's overhead
+        vwap_pt = float(_SUM(full[1:])) / 60  # the mean, without np.mean's overhead
         volume = pos_units + sp_buy + sp_sell
         taker = buy_units + sp_buy
         q_buy, q_sell = float(buy_pt @ full), float(sell_pt @ full)

@@ -18,6 +18,7 @@ import numpy as np
 
 _MERGE_AT = 1024
 _EMPTY = np.empty(0, np.int64)
+_MIN = np.minimum.reduce  # ndarray.min() without its Python wrapper
 
 
 class TriggerBook:
@@ -55,7 +56,7 @@ class TriggerBook:
         self.bkeys[self.bn:self.bn + n] = keys
         self.bids[self.bn:self.bn + n] = ids
         self.bn += n
-        m = float(keys.min())
+        m = float(_MIN(keys))
         if m < self.bmin:
             self.bmin = m
 
@@ -82,7 +83,7 @@ class TriggerBook:
             self.bids[:n] = self.bids[:self.bn][keep]
             self.bkeys[:n] = left
             self.bn = n
-            self.bmin = float(left.min()) if n else np.inf
+            self.bmin = float(_MIN(left)) if n else np.inf
         ids = out[0] if len(out) == 1 else np.concatenate(out)
         return np.sort(ids)
 
