@@ -67,16 +67,17 @@ class TriggerBook:
         """Remove and return (sorted) the ids of every entry with key ≤ x."""
         if x < self.bmin and x < self.hkey:
             return _EMPTY
-        out = []
+        ids = None
         if x >= self.hkey:
             k = int(self.keys.searchsorted(x, side="right"))
-            out.append(self.ids[self.head:k])
+            ids = self.ids[self.head:k]  # a view: copied below
             self.head = k
             self._head_key()
         if x >= self.bmin:
             bk = self.bkeys[:self.bn]
             hit = bk <= x
-            out.append(self.bids[:self.bn][hit])
+            fired = self.bids[:self.bn][hit]
+            ids = fired if ids is None else np.concatenate([ids, fired])
             keep = ~hit
             left = bk[keep]
             n = left.size
@@ -84,8 +85,10 @@ class TriggerBook:
             self.bkeys[:n] = left
             self.bn = n
             self.bmin = float(_MIN(left)) if n else np.inf
-        ids = out[0] if len(out) == 1 else np.concatenate(out)
-        return np.sort(ids)
+        else:
+            ids = ids.copy()
+        ids.sort()  # (np.sort's wrapper costs more than the sort of a few dozen ids)
+        return ids
 
     def _merge(self) -> None:
         if self.bn == 0:
