@@ -77,18 +77,14 @@ GARCH_A, GARCH_B = 0.05, 0.93  # persistence 0.98: clusters of ~an hour (regimes
 LIQ, STOP, TAKE, PLAN = 0, 1, 2, 3  # why a position closed (_open relies on LIQ 0, STOP 1)
 _LONG, _SHORT = np.int8(1), np.int8(-1)
 # The minute's position trades are counted in one bincount over (row, path point), 61 points
-# per row: open long, open short, market close long, market close short (planned or stopped),
-# liquidated long, liquidated short, take-profit long, take-profit short. A fired close's row
-# is _FIRED_ROW[kind] (+ 1 for a short), stored premultiplied by 61 (+ 1: path point = second + 1).
+# per row. Rows 0-3 are taker buys: open long, market close of a short (planned or stopped),
+# liquidated short, take-profit of a long (a resting sell that a taker buy fills); rows 4-7 the
+# sells: open short, market close of a long, liquidated long, take-profit of a short. Keys are
+# stored premultiplied by 61, + 1 (path point = second + 1).
 _ROWS = 8
-_FIRED_ROW = np.array([4, 2, 6]) * 61 + 1  # LIQ, STOP, TAKE
-# which rows are taker buys (opening long; a short's market close or liquidation; a long's
-# take-profit, a resting sell that a taker buy fills) and which are sells
-_BUY_ROWS = (0, 3, 5, 6)
-_BUY_SELL = np.zeros((2, _ROWS))
-_BUY_SELL[0, list(_BUY_ROWS)] = 1.0
-_BUY_SELL[1, [r for r in range(_ROWS) if r not in _BUY_ROWS]] = 1.0
-
+_BUY_ROW, _SELL_ROW = 1, 4 * 61 + 1            # opens
+_CLOSE_L, _CLOSE_S = 5 * 61 + 1, 1 * 61 + 1    # planned closes
+_FIRED_KEY = np.array([6, 2, 5, 1, 3, 7]) * 61 + 1  # [kind * 2 + short]: LIQ, STOP, TAKE
 
 @dataclass(frozen=True)
 class Regime:
@@ -492,17 +488,18 @@ class SymbolEngine:
         self._open(side, units_new, full[pt_new], d, k + 1 + d["hold"], k)
 
         # -- accounting: flows by reason and side, taker buys and sells per path point
-        keys = [np.where(short, pt_new + 61, pt_new), c_csec + np.where(c_side < 0, 3 * 61 + 1, 2 * 61 + 1)]
+        keys = [d["sec"] + np.where(short, _SELL_ROW, _BUY_ROW),
+                c_csec + np.where(c_side < 0, _CLOSE_S, _CLOSE_L)]
         units = [units_new, c_units]
         for ids, sec, kind in fired:
-            keys.append(sec + _FIRED_ROW[kind] + 61 * (p["side"][ids] < 0))
+            keys.append(sec + _FIRED_KEY[kind * 2 + (p["side"][ids] < 0)])
             units.append(p["units"][ids])
         m = np.bincount(np.concatenate(keys), weights=np.concatenate(units),
-                        minlength=_ROWS * 61).reshape(_ROWS, 61)
+                        minlength=_ROWS * 61).reshape(2, 4, 61)
         # whole units: the float sums are exact, in any order
-        o_l, o_s, c_l, c_s, l_l, l_s, t_l, t_s = map(int, m.sum(1).tolist())
+        o_l, c_s, l_s, t_l, o_s, c_l, l_l, t_s = map(int, m.sum(2).ravel().tolist())
         flows = (o_l, o_s, c_l + t_l, c_s + t_s, l_l, l_s)
-        buy_pt, sell_pt = _BUY_SELL @ m
+        buy_pt, sell_pt = m.sum(1)  # (no matmul: OpenBLAS would wake its threads)
         pos_units = o_l + o_s + c_l + c_s + l_l + l_s + t_l + t_s
         buy_units = o_l + c_s + l_s + t_l
         self.longs += o_l - c_l - t_l - l_l
