@@ -74,9 +74,17 @@ P_QUIET, P_EXCITED = 1 / 600, 1 / 1200           # per minute, out of "normal"
 P_BACK = (1 / 240, 0.0, 1 / 120)                 # per minute, back to "normal"
 DIURNAL = 1.0 + 0.25 * np.cos(2 * np.pi * (np.arange(24) - 15) / 24)  # busiest ~15:00 UTC
 GARCH_A, GARCH_B = 0.05, 0.93  # persistence 0.98: clusters of ~an hour (regimes: longer)
-LIQ, STOP, TAKE, PLAN = 0, 1, 2, 3  # why a position closed
-_LONG, _SHORT, _LIQ8, _STOP8 = np.int8(1), np.int8(-1), np.int8(LIQ), np.int8(STOP)
-
+LIQ, STOP, TAKE, PLAN = 0, 1, 2, 3  # why a position closed (_open relies on LIQ 0, STOP 1)
+_LONG, _SHORT = np.int8(1), np.int8(-1)
+# The minute's position trades are counted in one bincount over (row, path point), 61 points
+# per row. Rows 0-3 are taker buys: open long, market close of a short (planned or stopped),
+# liquidated short, take-profit of a long (a resting sell that a taker buy fills); rows 4-7 the
+# sells: open short, market close of a long, liquidated long, take-profit of a short. Keys are
+# stored premultiplied by 61, + 1 (path point = second + 1).
+_ROWS = 8
+_BUY_ROW, _SELL_ROW = 1, 4 * 61 + 1            # opens
+_CLOSE_L, _CLOSE_S = 5 * 61 + 1, 1 * 61 + 1    # planned closes
+_FIRED_KEY = np.array([6, 2, 5, 1, 3, 7]) * 61 + 1  # [kind * 2 + short]: LIQ, STOP, TAKE
 
 @dataclass(frozen=True)
 class Regime:
@@ -125,17 +133,20 @@ _DEV_DECAY_M1 = _DEV_DECAY - 1.0
 
 
 A_FAST, A_SLOW, A_REV = _ema_a(30), _ema_a(360), _ema_a(120)
+_EMPTY, _EMPTY8 = np.zeros(0, np.int64), np.zeros(0, np.int8)
+# reductions without the ndarray methods' Python wrappers (same ufuncs, same results)
+_MIN, _MAX, _SUM, _ANY = np.minimum.reduce, np.maximum.reduce, np.add.reduce, np.logical_or.reduce
 
 
 def _cross_down(path: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Index of the first point at or below each level (levels ≥ min(path))."""
     rm = np.minimum.accumulate(path)
-    return np.minimum(np.searchsorted(-rm, -levels, side="left"), path.size - 1)
+    return np.minimum((-rm).searchsorted(-levels, side="left"), path.size - 1)
 
 
 def _cross_up(path: np.ndarray, levels: np.ndarray) -> np.ndarray:
     rm = np.maximum.accumulate(path)
-    return np.minimum(np.searchsorted(rm, levels, side="left"), path.size - 1)
+    return np.minimum(rm.searchsorted(levels, side="left"), path.size - 1)
 
 
 class SymbolEngine:
@@ -188,7 +199,8 @@ class SymbolEngine:
         self.closes = np.full(6, self.price)
         self.next_id = 1_000_000 + (self.crc % 1000) * 1_000_000
         self.longs = self.shorts = self.hedge = 0
-        self.books = {b: TriggerBook() for b in ("down", "up", "due")}
+        self.books = {"down": TriggerBook(buffer=4096), "up": TriggerBook(buffer=4096),
+                      "due": TriggerBook()}
         if listed_at_start:
             self._seed_population()
         self.hedge = self._hedge_target(0.0)
@@ -257,20 +269,21 @@ class SymbolEngine:
         if n == 0:
             return
         notional = units * self.step * entry
-        b = np.searchsorted(self.br_floor, notional, side="right") - 1
+        b = self.br_floor.searchsorted(notional, side="right") - 1
         lev = np.minimum(d["lev"], self.br_max[b])
-        sgn = -side.astype(np.float64)  # the model's sign: −1 long, +1 short
+        sgn = -side  # the model's sign: −1 long, +1 short
         liq = entry * (1 + sgn * (1 / lev + self.br_cum[b] / notional)) / (1 + sgn * self.br_mmr[b])
         dist = np.abs(entry - liq)
         tp = entry + side * d["tp"] * dist          # NaN fraction: no take-profit
         sl = entry - side * d["sl"] * dist
         has_sl = np.isfinite(sl)
         stop_or_liq = np.where(has_sl, sl, liq)
-        kind_sl = np.where(has_sl, _STOP8, _LIQ8)
+        kind_sl = has_sl.astype(np.int8)  # STOP (1) or LIQ (0)
         lg = side > 0
         i0 = self.np
-        self._grow(self.pos, i0 + n)
         p = self.pos
+        if i0 + n > p["side"].size:
+            self._grow(p, i0 + n)
         s = slice(i0, i0 + n)
         p["side"][s], p["units"][s], p["entry"][s], p["lev"][s] = side, units, entry, lev
         p["liq"][s], p["tp"][s], p["sl"][s], p["due"][s] = liq, tp, sl, due
@@ -379,7 +392,7 @@ class SymbolEngine:
                                     * (-1 if u[5] < 0.55 else 1))
         # the exogenous index path relative to the last close, plus the decaying deviation
         x0 = self.xlog + self.dev - math.log(P0)   # ≈ 0 (P0 is rounded to the tick)
-        xi = np.cumsum(inc)
+        xi = inc.cumsum()
         x = x0 + xi + self.dev * _DEV_DECAY_M1
         r_exo = float(xi[-1])
         rel = sig / self.sigma0
@@ -399,25 +412,32 @@ class SymbolEngine:
         rate = self.rate * act * (3.0 if self.listed_k is not None and k - self.listed_k < 60 else 1.0)
         n_new = max(0, int(round(rate + math.sqrt(rate) * z122)))
         d = self._take(n_new)
-        side = np.where(d["u_side"] < traders.side_prob(d["kind"], *signals), _LONG, _SHORT)
+        short = d["u_side"] >= traders.side_prob(d["kind"], *signals)
+        side = np.where(short, _SHORT, _LONG)
         units_new = np.maximum(1, np.rint(d["usd"] / P0 / step)).astype(np.int64)
-        f = np.zeros(60)  # routine signed flow per second (base units)
-        f += np.bincount(d["sec"], weights=side * units_new * step, minlength=60)
+        pt_new = d["sec"] + 1  # the path point of each open
+        # routine signed flow per second (base units)
+        f = np.bincount(d["sec"], weights=side * units_new * step, minlength=60)
+        if n_new == 0:
+            f = np.zeros(60)  # (bincount of nothing is an int array)
 
         # -- planned closes; a loser is held on once if its trader does that
         due = self.books["due"].pop_le(k)
         due = due[p["alive"][due]]
         if due.size:
-            ext = (p["side"][due] * (P0 - p["entry"][due]) < 0) & (p["ext"][due] > 0)
-            if ext.any():
-                e = due[ext]
-                p["due"][e] = k + p["ext"][e]
-                p["ext"][e] = 0
-                self.books["due"].add(p["due"][e], e)
-                due = due[~ext]
+            c_side = p["side"][due]
+            ext = (c_side * (P0 - p["entry"][due]) < 0) & (p["ext"][due] > 0)
+            e = due[ext]
+            p["due"][e] = k + p["ext"][e]
+            p["ext"][e] = 0
+            self.books["due"].add(p["due"][e], e)
+            keep = ~ext
+            due, c_side = due[keep], c_side[keep]
             p["alive"][due] = False
-            f -= np.bincount(p["csec"][due], weights=p["side"][due] * p["units"][due] * step,
-                             minlength=60)
+            c_units, c_csec = p["units"][due], p["csec"][due]
+            f -= np.bincount(c_csec, weights=c_side * c_units * step, minlength=60)
+        else:
+            c_side, c_units, c_csec = _EMPTY8, _EMPTY, _EMPTY
         noise = z[60:120] * (NOISE_SHARE * s_sec / lam_lin)  # the flow behind that noise
         base = lam_r * np.convolve(f, KERNEL)[:60]
         fx = np.zeros(60)  # forced flow
@@ -426,23 +446,27 @@ class SymbolEngine:
         mfac = (1.0 + self.pi_ema) / (1.0 + self.pi)
         fired = []
         imp = base
+        bd, bu = self.books["down"], self.books["up"]
         for _ in range(MAX_CASCADE):
             path = P0 * np.exp(x + imp)
-            lo, hi = float(path.min()), float(path.max())
-            new = [r for r in (self._fire("down", path, lo, mfac, True),
-                               self._fire("up", path, hi, mfac, False)) if r]
+            lo, hi = float(_MIN(path)), float(_MAX(path))
+            # most minutes reach no trigger: two float comparisons instead of two _fire calls
+            new = [r for r in (
+                self._fire("down", path, lo, mfac, True) if -min(lo, lo * mfac) >= bd.min_key() else None,
+                self._fire("up", path, hi, mfac, False) if max(hi, hi * mfac) >= bu.min_key() else None,
+            ) if r]
             if not new:
                 break
             for ids, sec, kind in new:
                 mkt = kind != TAKE  # take-profits rest in the book: no impact
-                if mkt.any():
+                if _ANY(mkt):
                     fx -= np.bincount(sec[mkt], weights=(p["side"][ids] * p["units"][ids] * step)[mkt],
                                       minlength=60)
             fired += new
             imp = self._impact(base, fx, lam)
         else:
             path = P0 * np.exp(x + imp)
-            lo, hi = float(path.min()), float(path.max())
+            lo, hi = float(_MIN(path)), float(_MAX(path))
         imp_end = float(imp[-1])
         full = np.empty(61)
         full[0] = P0
@@ -461,33 +485,29 @@ class SymbolEngine:
             idx_c = r(p1 / (1.0 + self.pi))
 
         # -- new positions enter at the price they traded at
-        self._open(side, units_new, full[d["sec"] + 1], d, k + 1 + d["hold"], k)
+        self._open(side, units_new, full[pt_new], d, k + 1 + d["hold"], k)
 
-        # -- accounting: flows by reason and side, taker buys per path point
-        if fired:
+        # -- accounting: flows by reason and side, taker buys and sells per path point
+        keys = [d["sec"] + np.where(short, _SELL_ROW, _BUY_ROW),
+                c_csec + np.where(c_side < 0, _CLOSE_S, _CLOSE_L)]
+        units = [units_new, c_units]
+        for ids, sec, kind in fired:
+            keys.append(sec + _FIRED_KEY[kind * 2 + (p["side"][ids] < 0)])
+            units.append(p["units"][ids])
+        m = np.bincount(np.concatenate(keys), weights=np.concatenate(units),
+                        minlength=_ROWS * 61).reshape(2, 4, 61)
+        # whole units: the float sums are exact, in any order
+        o_l, c_s, l_s, t_l, o_s, c_l, l_l, t_s = map(int, m.sum(2).ravel().tolist())
+        flows = (o_l, o_s, c_l + t_l, c_s + t_s, l_l, l_s)
+        buy_pt, sell_pt = m.sum(1)  # (no matmul: OpenBLAS would wake its threads)
+        pos_units = o_l + o_s + c_l + c_s + l_l + l_s + t_l + t_s
+        buy_units = o_l + c_s + l_s + t_l
+        self.longs += o_l - c_l - t_l - l_l
+        self.shorts += o_s - c_s - t_s - l_s
+        if l_l + l_s:
             f_ids = np.concatenate([r[0] for r in fired])
             f_sec = np.concatenate([r[1] for r in fired])
-            f_kind = np.concatenate([r[2] for r in fired])
-        else:
-            f_ids = f_sec = np.zeros(0, np.int64)
-            f_kind = np.zeros(0, np.int8)
-        f_side, f_units = p["side"][f_ids], p["units"][f_ids]
-        c_side, c_units = p["side"][due], p["units"][due]
-        pts = np.concatenate([d["sec"], p["csec"][due], f_sec]) + 1
-        units = np.concatenate([units_new, c_units, f_units])
-        # opening long buys; any market close of a short buys; a long's take-profit is a resting
-        # sell that a taker buy fills
-        buy = np.concatenate([side > 0, c_side < 0, np.where(f_kind == TAKE, f_side > 0, f_side < 0)])
-        cat = np.concatenate([np.zeros(n_new, np.int64), np.full(due.size, 2),
-                              np.where(f_kind == LIQ, 4, 2)]) + (np.concatenate([side, c_side, f_side]) < 0)
-        flows = np.bincount(cat, weights=units, minlength=6).astype(np.int64)
-        buy_pt = np.bincount(pts[buy], weights=units[buy], minlength=61)
-        sell_pt = np.bincount(pts[~buy], weights=units[~buy], minlength=61)
-        pos_units = int(units.sum())
-        self.longs += int(flows[0] - flows[2] - flows[4])
-        self.shorts += int(flows[1] - flows[3] - flows[5])
-        lq = f_kind == LIQ
-        if lq.any():
+            lq = np.concatenate([r[2] for r in fired]) == LIQ
             li, ls = f_ids[lq], f_sec[lq]
             sd = p["side"][li]
             rec = {"time": t0 + 1000 * ls + 999, "side": (sd < 0).astype(np.int8),
@@ -498,7 +518,7 @@ class SymbolEngine:
             self.liq_chunks.append(rec)
             self._liq_cat = None
             n_liq = int(li.size)
-            liq_units = int(flows[4] + flows[5])
+            liq_units = l_l + l_s
         else:
             rec, n_liq, liq_units = None, 0, 0
 
@@ -509,7 +529,7 @@ class SymbolEngine:
         self.hedge = h_new
         # noise traders (their net flow is the noise impact above) and the informed flow behind
         # the exogenous move (its impact is the move itself)
-        nn = int(round(float(noise.sum()) / step))
+        nn = int(round(float(_SUM(noise)) / step))
         v_noise = max(abs(nn), int(-0.35 * (pos_units + 1) * act * math.log(u[7] * u[8] + 1e-300)))
         inf = int(0.2 * abs(r_exo) / lam_lin / step)
         sp_buy = (v_noise + nn) // 2 + (inf if r_exo > 0 else 0) + dh // 2
@@ -519,11 +539,12 @@ class SymbolEngine:
         other = pos_units - liq_units + sp_buy + sp_sell
         if other < n_other + 1:  # every trade needs at least one lot step
             sp_buy += n_other + 1 - other
-        vwap_pt = float(full[1:].sum()) / 60  # the mean, without np.mean's overhead
+        vwap_pt = float(_SUM(full[1:])) / 60  # the mean, without np.mean's overhead
         volume = pos_units + sp_buy + sp_sell
-        taker = int(buy_pt.sum()) + sp_buy
-        quote = (float(buy_pt @ full + sell_pt @ full) + (sp_buy + sp_sell) * vwap_pt) * step
-        tb_quote = (float(buy_pt @ full) + sp_buy * vwap_pt) * step
+        taker = buy_units + sp_buy
+        q_buy, q_sell = float(buy_pt @ full), float(sell_pt @ full)
+        quote = (q_buy + q_sell + (sp_buy + sp_sell) * vwap_pt) * step
+        tb_quote = (q_buy + sp_buy * vwap_pt) * step
 
         # -- tape
         i = self.n
@@ -539,7 +560,7 @@ class SymbolEngine:
         t["longs"][i], t["shorts"][i], t["hedge"][i] = self.longs, self.shorts, self.hedge
         t["oi"][i] = max(self.longs, self.shorts) + self.hedge
         (t["open_l"][i], t["open_s"][i], t["close_l"][i], t["close_s"][i],
-         t["liq_l"][i], t["liq_s"][i]) = flows.tolist()
+         t["liq_l"][i], t["liq_s"][i]) = flows
         if keep_recent:
             self.recent[k] = {
                 "path": full, "mark": mark, "index": index, "liq": rec, "n_other": n_other,

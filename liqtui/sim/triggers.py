@@ -18,12 +18,16 @@ import numpy as np
 
 _MERGE_AT = 1024
 _EMPTY = np.empty(0, np.int64)
+_MIN = np.minimum.reduce  # ndarray.min() without its Python wrapper
 
 
 class TriggerBook:
-    __slots__ = ("keys", "ids", "head", "hkey", "bkeys", "bids", "bn", "bmin")
+    __slots__ = ("keys", "ids", "head", "hkey", "bkeys", "bids", "bn", "bmin", "size")
 
-    def __init__(self, keys=None, ids=None):
+    def __init__(self, keys=None, ids=None, buffer: int = _MERGE_AT):
+        # a bigger buffer merges less often but costs more to scan: worth it for a book whose
+        # buffer is rarely scanned (stops and liquidations are seldom near the price)
+        self.size = buffer
         self.rebuild(np.empty(0) if keys is None else keys, _EMPTY if ids is None else ids)
 
     def rebuild(self, keys, ids) -> None:
@@ -32,28 +36,27 @@ class TriggerBook:
         order = np.lexsort((ids, keys))
         self.keys, self.ids, self.head = keys[order], ids[order], 0
         self._head_key()
-        self.bkeys = np.empty(_MERGE_AT, np.float64)
-        self.bids = np.empty(_MERGE_AT, np.int64)
+        self.bkeys = np.empty(self.size, np.float64)
+        self.bids = np.empty(self.size, np.int64)
         self.bn, self.bmin = 0, np.inf
 
     def _head_key(self) -> None:
         # the smallest settled key as a Python float: "nothing fires" is two float comparisons
         self.hkey = float(self.keys[self.head]) if self.head < self.keys.size else np.inf
 
-    def add(self, keys, ids) -> None:
-        keys = np.asarray(keys, dtype=np.float64)
+    def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
         n = keys.size
         if n == 0:
             return
-        if self.bn + n > _MERGE_AT:
+        if self.bn + n > self.size:
             self._merge()
-            if n > _MERGE_AT:  # a big batch (a seeded population) goes straight to the sorted
+            if n > self.size:  # a big batch (a seeded population) goes straight to the sorted
                 self._insert(keys, np.asarray(ids, dtype=np.int64))  # part: the buffer stays small
                 return
         self.bkeys[self.bn:self.bn + n] = keys
         self.bids[self.bn:self.bn + n] = ids
         self.bn += n
-        m = float(keys.min())
+        m = float(_MIN(keys))
         if m < self.bmin:
             self.bmin = m
 
@@ -64,24 +67,28 @@ class TriggerBook:
         """Remove and return (sorted) the ids of every entry with key ≤ x."""
         if x < self.bmin and x < self.hkey:
             return _EMPTY
-        out = []
+        ids = None
         if x >= self.hkey:
-            k = int(np.searchsorted(self.keys, x, side="right"))
-            out.append(self.ids[self.head:k])
+            k = int(self.keys.searchsorted(x, side="right"))
+            ids = self.ids[self.head:k]  # a view: copied below
             self.head = k
             self._head_key()
         if x >= self.bmin:
             bk = self.bkeys[:self.bn]
             hit = bk <= x
-            out.append(self.bids[:self.bn][hit])
+            fired = self.bids[:self.bn][hit]
+            ids = fired if ids is None else np.concatenate([ids, fired])
             keep = ~hit
-            n = int(keep.sum())
-            self.bkeys[:n] = bk[keep]
+            left = bk[keep]
+            n = left.size
             self.bids[:n] = self.bids[:self.bn][keep]
+            self.bkeys[:n] = left
             self.bn = n
-            self.bmin = float(self.bkeys[:n].min()) if n else np.inf
-        ids = out[0] if len(out) == 1 else np.concatenate(out)
-        return np.sort(ids)
+            self.bmin = float(_MIN(left)) if n else np.inf
+        else:
+            ids = ids.copy()
+        ids.sort()  # (np.sort's wrapper costs more than the sort of a few dozen ids)
+        return ids
 
     def _merge(self) -> None:
         if self.bn == 0:
@@ -90,12 +97,18 @@ class TriggerBook:
         self.bn, self.bmin = 0, np.inf
 
     def _insert(self, bk, bi) -> None:
-        o = np.lexsort((bi, bk))
+        # a merge by hand: np.insert (and a lexsort of the batch) cost 3× more. The order of
+        # equal keys does not matter: a query returns its ids sorted.
+        o = np.argsort(bk)
         bk, bi = bk[o], bi[o]
         keys, ids = self.keys[self.head:], self.ids[self.head:]
-        pos = np.searchsorted(keys, bk, side="right")
-        self.keys = np.insert(keys, pos, bk)
-        self.ids = np.insert(ids, pos, bi)
+        n, m = keys.size, bk.size
+        at = np.searchsorted(keys, bk, side="right") + np.arange(m)
+        old = np.ones(n + m, bool)
+        old[at] = False
+        self.keys, self.ids = np.empty(n + m), np.empty(n + m, np.int64)
+        self.keys[at], self.ids[at] = bk, bi
+        self.keys[old], self.ids[old] = keys, ids
         self.head = 0
         self._head_key()
 
