@@ -274,8 +274,9 @@ class SymbolEngine:
         sgn = -side  # the model's sign: −1 long, +1 short
         liq = entry * (1 + sgn * (1 / lev + self.br_cum[b] / notional)) / (1 + sgn * self.br_mmr[b])
         dist = np.abs(entry - liq)
-        tp = entry + side * d["tp"] * dist          # NaN fraction: no take-profit
-        sl = entry - side * d["sl"] * dist
+        sd = side * dist  # (side × fraction) × dist, reordered: the same bits (side is ±1)
+        tp = entry + sd * d["tp"]          # NaN fraction: no take-profit
+        sl = entry - sd * d["sl"]
         has_sl = np.isfinite(sl)
         stop_or_liq = np.where(has_sl, sl, liq)
         kind_sl = has_sl.astype(np.int8)  # STOP (1) or LIQ (0)
@@ -426,11 +427,12 @@ class SymbolEngine:
         due = due[p["alive"][due]]
         if due.size:
             c_side = p["side"][due]
-            ext = (c_side * (P0 - p["entry"][due]) < 0) & (p["ext"][due] > 0)
-            e = due[ext]
-            p["due"][e] = k + p["ext"][e]
+            c_ext = p["ext"][due]
+            ext = (c_side * (P0 - p["entry"][due]) < 0) & (c_ext > 0)
+            e, new_due = due[ext], k + c_ext[ext]
+            p["due"][e] = new_due
             p["ext"][e] = 0
-            self.books["due"].add(p["due"][e], e)
+            self.books["due"].add(new_due, e)
             keep = ~ext
             due, c_side = due[keep], c_side[keep]
             p["alive"][due] = False
