@@ -1,15 +1,24 @@
-"""LQ-1, the liquidation model: pure numpy (no asyncio, aiohttp or textual; a test enforces it)."""
+"""LQ-1, the liquidation model: pure numpy (no asyncio, aiohttp or textual; a test enforces it).
 
-from .colour import ColorScale
-from .engine import build_heatmap
-from .grid import Grid, choose_bin_width
-from .heatmap import Heatmap
-from .levels import Level, LiquidationMap
-from .liqprice import bracket_for, liquidation_price
-from .params import DEFAULT_LEVERAGES, DEFAULT_WEIGHTS, ModelParams, tier_label
+Names are loaded on first use, so a process that needs one module (the demo's simulation child
+needs ``grid`` and ``liqprice``) does not import the others.
+"""
 
-__all__ = [
-    "ColorScale", "DEFAULT_LEVERAGES", "DEFAULT_WEIGHTS", "Grid", "Heatmap", "Level",
-    "LiquidationMap", "ModelParams", "bracket_for", "build_heatmap", "choose_bin_width",
-    "liquidation_price", "tier_label",
-]
+_EXPORTS = {
+    "ColorScale": "colour", "build_heatmap": "engine", "Grid": "grid",
+    "choose_bin_width": "grid", "Heatmap": "heatmap", "Level": "levels",
+    "LiquidationMap": "levels", "bracket_for": "liqprice", "liquidation_price": "liqprice",
+    "DEFAULT_LEVERAGES": "params", "DEFAULT_WEIGHTS": "params", "ModelParams": "params",
+    "tier_label": "params",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'liqtui.model' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
