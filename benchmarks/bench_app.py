@@ -69,7 +69,7 @@ def measure(argv, cols, rows, colors, warm, seconds):
     return (c1 - c0) / (t1 - t0) * 100, n / (t1 - t0) / 1024
 
 
-def first_paint(runs: int, cols: int, rows: int, colors: str) -> None:
+def first_paint(runs: int, cols: int, rows: int, colors: str, extra=()) -> None:
     """``liqtui --demo --log FILE`` in a pty: seconds from the spawn (interpreter start
     included) to the log's "first heatmap painted" line; cold = an empty cache directory
     (a first start), warm = the cache the cold run left (a restart within the day)."""
@@ -86,7 +86,7 @@ def first_paint(runs: int, cols: int, rows: int, colors: str) -> None:
         if pid == 0:
             env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
             env.update(TERM="xterm-256color", XDG_CACHE_HOME=cache)
-            os.execvpe(EXE, [EXE, "--demo", "--colors", colors, "--log", str(log)], env)
+            os.execvpe(EXE, [EXE, "--demo", *extra, "--colors", colors, "--log", str(log)], env)
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         found, end = None, time.monotonic() + 120
         while found is None and time.monotonic() < end:
@@ -116,7 +116,7 @@ def first_paint(runs: int, cols: int, rows: int, colors: str) -> None:
         with tempfile.TemporaryDirectory(prefix="liqtui-bench-") as cache:
             cold.append(once(cache))
             warm.append(once(cache))
-    print(f"first painted heatmap of `liqtui --demo` at {cols}×{rows}, {colors} colours, "
+    print(f"first painted heatmap of `liqtui --demo{''.join(' ' + x for x in extra)}` at {cols}×{rows}, {colors} colours, "
           f"median of {runs} (runs: cold {', '.join(f'{x[0]:.2f}' for x in cold)}; "
           f"warm {', '.join(f'{x[0]:.2f}' for x in warm)})")
     print("| start | spawn → first heatmap | the log's number (from `cmd_app`) | goal |")
@@ -142,10 +142,12 @@ def main() -> int:
     ap.add_argument("--first-paint", action="store_true",
                     help="measure the command → first heatmap time instead (cold and warm)")
     ap.add_argument("--runs", type=int, default=3, help="--first-paint: runs of each")
+    ap.add_argument("--demo-days", help="--first-paint: pass --demo-days D to liqtui --demo")
     a = ap.parse_args()
     cols, rows = (int(x) for x in a.size.split("x"))
     if a.first_paint:
-        first_paint(a.runs, cols, rows, a.colors)
+        first_paint(a.runs, cols, rows, a.colors,
+                    ("--demo-days", a.demo_days) if a.demo_days else ())
         return 0
     port = free_port()
     sim = subprocess.Popen([EXE, "sim", "--port", str(port), "--history-days", "2"],

@@ -74,8 +74,9 @@ def _add_app_args(p) -> None:
     a.add_argument("--ws-url", metavar="URL",
                    help="WebSocket base URL of --venue (env LIQTUI_<VENUE>_WS_URL for each venue)")
     a.add_argument("--config", metavar="FILE", help="config file (TOML)")
-    a.add_argument("--demo-days", type=_positive_float, default=2.0, metavar="D",
-                   help="--demo: days of simulated history (default 2)")
+    a.add_argument("--demo-days", type=_positive_float, default=1.5, metavar="D",
+                   help="--demo: days of simulated history (default 1.5: the 24h view and "
+                        "half a day before it)")
     a.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="X",
                    help="--demo: simulated seconds per real second (default 1)")
     a.add_argument("--demo-seed", type=int, default=1, metavar="N", help="--demo: market seed")

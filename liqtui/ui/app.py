@@ -63,7 +63,7 @@ class AppOptions:
     feed_settings: FeedSettings = field(default_factory=FeedSettings)
     keymap: dict = field(default_factory=dict)
     demo: bool = False
-    demo_history_days: float = 2.0
+    demo_history_days: float = 1.5
     demo_time_scale: float = 1.0
     demo_seed: int = 1
     demo_cache_dir: object = None

@@ -32,7 +32,7 @@ class Demo:
     progress, not an error.
     """
 
-    def __init__(self, symbols, *, seed: int = 1, history_days: float = 2.0,
+    def __init__(self, symbols, *, seed: int = 1, history_days: float = 1.5,
                  time_scale: float = 1.0, cache_dir=None, faults=None, market=None, note=None,
                  first=None):
         self.symbols, self.seed, self.history_days = demo_symbols(symbols), seed, history_days
