@@ -3,7 +3,7 @@
     python benchmarks/bench_sim.py [--days D] [--runs R] [--symbols S,S] [--seed N]
 
 Each run builds one symbol from scratch, as a cold ``liqtui --demo`` does for its first asset
-(``history_days=2`` starts at the day boundary before: 2–3 days of minutes). Prints a table:
+(``--demo-days``, default 1.5: exactly that many days of minutes). Prints a table:
 median of R runs (default 3) of wall and CPU time (the machine is shared: CPU time is the
 steadier of the two, and the fastest run the steadiest), per symbol, plus the machine load.
 """
