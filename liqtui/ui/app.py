@@ -225,9 +225,10 @@ class LiqApp(App):
         self.view.can_focus = False  # the cursor keys are the screen's (ids in keys.py)
         self.main.set_focus(None)
         self.set_interval(self.options.refresh_s, self._refresh)
-        # until the first heatmap, look for it at 20 Hz: the first paint should not wait for
-        # the next tick of the 4 Hz redraw loop (an idle poll is a few comparisons)
-        self._first_poll = self.set_interval(0.05, self._refresh_until_painted)
+        # until the first heatmap, look for it at 100 Hz: the first paint should not wait for
+        # the next tick of the 4 Hz redraw loop (a poll is a dict lookup; the progress
+        # meanwhile is the redraw loop's)
+        self._first_poll = self.set_interval(0.01, self._refresh_until_painted)
         self.run_worker(self._start(), name="start", exclusive=True, group="start")
         self.layout_for(self.size.width, self.size.height)
         self._refresh()
@@ -369,7 +370,9 @@ class LiqApp(App):
         if self.first_paint is not None:
             self._first_poll.stop()
             return
-        self._refresh()
+        f = self.feed
+        if f is not None and f.heatmap is not None:
+            self._refresh()
 
     def _show(self, f, rescale: bool) -> None:
         hm = f.heatmap

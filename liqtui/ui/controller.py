@@ -232,6 +232,7 @@ class Controller:
     async def _backfill(self, f: AssetFeed) -> None:
         if self.ready is not None:
             f.phase = "preparing"
+            self.venue.rest_class()  # its import while we wait, not after
             await self.ready(f.symbol, self._progress(f))
             f.progress = (0, 0)
         f.phase, f.state = "backfilling", FeedState.BACKFILLING
