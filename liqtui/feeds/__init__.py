@@ -6,6 +6,8 @@ aiohttp and numpy.
 
 from __future__ import annotations
 
+from ..lazy import lazy_exports
+
 _EXPORTS = {
     "BinanceRest": "binance", "BinanceLive": "binance", "Backfill": "rest", "Gap": "binance",
     "RestError": "rest", "UnknownSymbolError": "rest", "BannedError": "rest",
@@ -19,12 +21,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'liqtui.feeds' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

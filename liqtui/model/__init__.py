@@ -4,6 +4,8 @@ Names are loaded on first use, so a process that needs one module (the demo's si
 needs ``grid`` and ``liqprice``) does not import the others.
 """
 
+from ..lazy import lazy_exports
+
 _EXPORTS = {
     "ColorScale": "colour", "build_heatmap": "engine", "Grid": "grid",
     "choose_bin_width": "grid", "Heatmap": "heatmap", "Level": "levels",
@@ -13,12 +15,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'liqtui.model' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

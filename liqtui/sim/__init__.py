@@ -5,12 +5,7 @@ own protocols (``server``).
 ``symbols`` and ``child`` modules and start generating before numpy is imported.
 """
 
+from ..lazy import lazy_exports
+
 __all__ = ["Market", "SymbolSpec"]
-
-
-def __getattr__(name):
-    if name in __all__:
-        from . import market
-
-        return getattr(market, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"Market": "market", "SymbolSpec": "market"})
