@@ -15,10 +15,8 @@ the clients append the venue's paths, so a test, a testnet or a proxy is just an
 
 from __future__ import annotations
 
-import asyncio
 import re
 
-import aiohttp
 
 from .backoff import Backoff
 from .binance_parse import (
@@ -99,26 +97,16 @@ class BinanceRest(RestClient):
         backoff = Backoff(s.rest_backoff_base_s, s.rest_backoff_cap_s)
         failures = 0
         limited = 0
-        session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=s.rest_timeout_s)
         while True:
             try:
                 await self.limiter.acquire(weight, oi_hist=oi_hist, max_wait=max_wait)
             except Blocked as e:
                 raise BannedError.from_blocked(e) from None
             self.counters["requests"] += 1
-            problem = None
-            try:
-                async with session.get(url, params=params, timeout=timeout) as r:
-                    self.limiter.observe(r.headers)
-                    status, headers = r.status, r.headers
-                    body = await r.read()
-            except asyncio.TimeoutError:
-                self.counters["timeouts"] += 1
-                problem = f"no answer within {s.rest_timeout_s:g} s"
-            except aiohttp.ClientError as e:
-                problem = f"{type(e).__name__}: {e}"
-            else:
+            status, headers, body, problem = await self._attempt(url, params)
+            if headers is not None:
+                self.limiter.observe(headers)
+            if problem is None:
                 if status == 200:
                     try:
                         data = loads(body)
@@ -136,17 +124,10 @@ class BinanceRest(RestClient):
                                         status=status)
                     self._limited(status, headers, body)
                     continue
-                elif status >= 500 or status == 408:
-                    self.counters["http_5xx"] += 1
-                    problem = f"HTTP {status}"
                 else:
                     raise self._error(path, params, status, body)
             failures += 1
-            if failures > s.rest_retries:
-                self.counters["errors"] += 1
-                raise RestError(f"Binance REST {path} failed {failures} times ({problem})")
-            self.counters["retries"] += 1
-            await asyncio.sleep(backoff.next())
+            await self._failed(path, failures, problem, backoff)
 
     def _limited(self, status: int, headers, body: bytes) -> None:
         s = self.settings

@@ -141,22 +141,11 @@ class BybitRest(RestClient):
         url = self.base_url + path
         backoff = Backoff(s.rest_backoff_base_s, s.rest_backoff_cap_s)
         failures = limited = 0
-        session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=s.rest_timeout_s)
         while True:
             await self.limiter.acquire(max_wait)
             self.counters["requests"] += 1
-            problem = None
-            try:
-                async with session.get(url, params=params, timeout=timeout) as r:
-                    status, headers = r.status, r.headers
-                    body = await r.read()
-            except asyncio.TimeoutError:
-                self.counters["timeouts"] += 1
-                problem = f"no answer within {s.rest_timeout_s:g} s"
-            except aiohttp.ClientError as e:
-                problem = f"{type(e).__name__}: {e}"
-            else:
+            status, headers, body, problem = await self._attempt(url, params)
+            if problem is None:
                 if status == 200:
                     try:
                         data = loads(body)
@@ -184,19 +173,12 @@ class BybitRest(RestClient):
                         raise RestError(f"{path}: HTTP 403 {limited} times in a row", status=403)
                     self._cool_off(headers)
                     continue
-                elif status >= 500 or status == 408:
-                    self.counters["http_5xx"] += 1
-                    problem = f"HTTP {status}"
                 else:
                     self.counters["errors"] += 1
                     raise RestError(f"Bybit REST {path}: HTTP {status} "
                                     f"{body[:200].decode('utf-8', 'replace')}", status=status)
             failures += 1
-            if failures > s.rest_retries:
-                self.counters["errors"] += 1
-                raise RestError(f"Bybit REST {path} failed {failures} times ({problem})")
-            self.counters["retries"] += 1
-            await asyncio.sleep(backoff.next())
+            await self._failed(path, failures, problem, backoff)
 
     def _cool_off(self, headers) -> None:
         self.counters["http_403"] += 1

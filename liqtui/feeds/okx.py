@@ -151,54 +151,35 @@ class OkxRest(RestClient):
         backoff = Backoff(s.rest_backoff_base_s, s.rest_backoff_cap_s)
         limited = Backoff(self.limiter.limits.get(path, (1, 2.0))[1], 60.0)
         failures = 0
-        session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=s.rest_timeout_s)
         while True:
             await self.limiter.acquire(path, max_wait)
             self.counters["requests"] += 1
             self.by_path[path] = self.by_path.get(path, 0) + 1
-            problem = None
-            try:
-                async with session.get(url, params=params, timeout=timeout) as r:
-                    status = r.status
-                    body = await r.read()
-            except asyncio.TimeoutError:
-                self.counters["timeouts"] += 1
-                problem = f"no answer within {s.rest_timeout_s:g} s"
-            except aiohttp.ClientError as e:
-                problem = f"{type(e).__name__}: {e}"
-            else:
-                if status >= 500 or status == 408:
-                    self.counters["http_5xx"] += 1
-                    problem = f"HTTP {status}"
-                else:
-                    limited_now = status == 429  # with or without the envelope
-                    try:
-                        return unwrap(loads(body))
-                    except OkxApiError as e:
-                        if e.code != RATE_LIMITED and not limited_now:
-                            raise self._error(path, params, status, e) from None
-                        limited_now = True
-                    except Exception:
-                        if not limited_now:
-                            if status != 200:
-                                self.counters["errors"] += 1
-                                raise RestError(f"OKX REST {path}: HTTP {status}",
-                                                status=status) from None
-                            problem = "truncated or malformed JSON body"
-                    if limited_now:  # wait the window out (doubling), then ask again
-                        self.counters["http_429"] += 1
-                        if limited.attempts >= 12:
-                            raise RestError(f"OKX REST {path}: rate limited "
-                                            f"{limited.attempts} times in a row", status=429)
-                        self.limiter.throttle(limited.next())
-                        continue
+            status, _, body, problem = await self._attempt(url, params)
+            if problem is None:
+                limited_now = status == 429  # with or without the envelope
+                try:
+                    return unwrap(loads(body))
+                except OkxApiError as e:
+                    if e.code != RATE_LIMITED and not limited_now:
+                        raise self._error(path, params, status, e) from None
+                    limited_now = True
+                except Exception:
+                    if not limited_now:
+                        if status != 200:
+                            self.counters["errors"] += 1
+                            raise RestError(f"OKX REST {path}: HTTP {status}",
+                                            status=status) from None
+                        problem = "truncated or malformed JSON body"
+                if limited_now:  # wait the window out (doubling), then ask again
+                    self.counters["http_429"] += 1
+                    if limited.attempts >= 12:
+                        raise RestError(f"OKX REST {path}: rate limited "
+                                        f"{limited.attempts} times in a row", status=429)
+                    self.limiter.throttle(limited.next())
+                    continue
             failures += 1
-            if failures > s.rest_retries:
-                self.counters["errors"] += 1
-                raise RestError(f"OKX REST {path} failed {failures} times ({problem})")
-            self.counters["retries"] += 1
-            await asyncio.sleep(backoff.next())
+            await self._failed(path, failures, problem, backoff)
 
     def _error(self, path, params, status, e: OkxApiError) -> RestError:
         self.counters["errors"] += 1

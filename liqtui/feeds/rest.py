@@ -6,6 +6,7 @@ requests."""
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import time
 
@@ -165,6 +166,35 @@ class RestClient:
 
     async def server_time(self, *, max_wait: float | None = None) -> int:
         raise NotImplementedError
+
+    # the venues' request loops share one attempt and one failure tail; what an answer
+    # means (bans, rate limits, error envelopes) is each venue's own
+    async def _attempt(self, url: str, params) -> tuple:
+        """One GET: ``(status, headers, body, problem)``; ``problem`` says why it is worth
+        asking again (no answer: status None; HTTP 5xx or 408), else None. Counted."""
+        s = self.settings
+        try:
+            async with self._get_session().get(
+                    url, params=params, timeout=aiohttp.ClientTimeout(total=s.rest_timeout_s)) as r:
+                status, headers, body = r.status, r.headers, await r.read()
+        except asyncio.TimeoutError:
+            self.counters["timeouts"] += 1
+            return None, None, b"", f"no answer within {s.rest_timeout_s:g} s"
+        except aiohttp.ClientError as e:
+            return None, None, b"", f"{type(e).__name__}: {e}"
+        if status >= 500 or status == 408:
+            self.counters["http_5xx"] += 1
+            return status, headers, body, f"HTTP {status}"
+        return status, headers, body, None
+
+    async def _failed(self, path: str, failures: int, problem: str, backoff) -> None:
+        """After the ``failures``-th failed attempt: RestError once the retries are spent,
+        else the backoff's wait."""
+        if failures > self.settings.rest_retries:
+            self.counters["errors"] += 1
+            raise RestError(f"{self.LABEL} REST {path} failed {failures} times ({problem})")
+        self.counters["retries"] += 1
+        await asyncio.sleep(backoff.next())
 
     async def _steps(self, sym: str, start_ms, end_ms, lookback_ms, iv: int, period: int,
                      fetch, progress=None, oi_depth=None) -> Backfill:
