@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 
-
 from .backoff import Backoff
 from .binance_parse import (
     VENUE,

@@ -40,7 +40,7 @@ from collections import deque
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .faults import DropClock
-from .server import _Conn, _decimals, _dumps, _fmt, _with_extra_fields
+from .server import _Conn, _decimals, _dumps, _fmt, _unindex, _with_extra_fields
 
 SEC = 1000
 MIN = 60 * SEC
@@ -450,13 +450,9 @@ class Protocol:
         for t in topics:
             if t in conn.subs:
                 conn.subs.remove(t)
-            subs = self._index.get(t)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del self._index[t]
-                    if t.startswith("tickers."):  # the next subscriber starts afresh
-                        self._ticker.pop(t[8:], None)
+        for t in _unindex(self._index, conn, topics):
+            if t.startswith("tickers."):  # the next subscriber starts afresh
+                self._ticker.pop(t[8:], None)
 
     def _close(self, conn: _Conn, code: int, msg: bytes = b"", abrupt: bool = False) -> None:
         self._unsubscribe(conn, list(conn.subs))

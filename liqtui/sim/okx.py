@@ -48,7 +48,7 @@ from aiohttp import WSMsgType, web
 
 from . import replay as _replay
 from .faults import DropClock
-from .server import _CLOSE, MIN, _decimals, _dumps, _fmt, _with_extra_fields
+from .server import _CLOSE, MIN, _decimals, _dumps, _fmt, _unindex, _with_extra_fields
 
 log = logging.getLogger(__name__)
 
@@ -481,12 +481,7 @@ class Protocol:
         return f"{id(conn) & 0xffffffff:08x}"
 
     def _unsubscribe_all(self, conn: _Conn) -> None:
-        for key in conn.subs:
-            subs = self._index.get(key)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del self._index[key]
+        _unindex(self._index, conn, conn.subs)
         conn.subs = set()
 
     def _send(self, conn: _Conn, text, control: bool = False) -> None:

@@ -777,11 +777,7 @@ class SimExchange:
         for s in streams:
             if s in conn.subs:
                 conn.subs.remove(s)
-            subs = self._index.get(s)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del self._index[s]
+        _unindex(self._index, conn, streams)
 
     def _enqueue(self, conn: _Conn, item, control: bool = False) -> None:
         if conn.closing:
@@ -1093,6 +1089,20 @@ _SUPPLY = {"BTC": 19_850_000.0, "ETH": 120_600_000.0, "SOL": 540_000_000.0}
 
 def _circulating_supply(base: str) -> str:
     return _fmt(_SUPPLY.get(base, 1_000_000_000.0), 8)
+
+
+def _unindex(index: dict, conn, names) -> list:
+    """Take ``conn`` off each of ``names`` in a name → connections index (every venue's
+    socket server keeps one); the names nobody follows now, dropped from the index."""
+    gone = []
+    for name in names:
+        subs = index.get(name)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del index[name]
+                gone.append(name)
+    return gone
 
 
 def _with_extra_fields(obj):
