@@ -39,6 +39,22 @@ async def until(cond, timeout=20.0, what="the condition", every=0.02):
         await asyncio.sleep(every)
 
 
+async def pilot_until(pilot, cond, timeout=20.0, step=0.05):
+    """In a Textual pilot test: wait (the app running meanwhile) until ``cond()``; its
+    last value after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await pilot.pause(step)
+    return cond()
+
+
+def header(app) -> str:
+    """The app's header line, as shown."""
+    return app.main.query_one("HeaderBar").plain
+
+
 # ---------------------------------------------------------------------------- markets
 
 NOW = 1_790_000_130_000          # a 2026 instant, 30 s into a minute; fixed so windows repeat

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+from functools import partial
 
 import numpy as np
 import pytest
 
 pytest.importorskip("textual")
+
+from helpers import header, pilot_until  # noqa: E402
 
 import liqtui.sim.market as sim_market  # noqa: E402
 import liqtui.sim.server as sim_server  # noqa: E402
@@ -28,17 +30,7 @@ STEP = 300_000
 HOUR = 3_600_000
 
 
-async def until(pilot, cond, timeout=30.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await pilot.pause(step)
-    return cond()
-
-
-def header(app) -> str:
-    return app.main.query_one("HeaderBar").plain
+until = partial(pilot_until, timeout=30.0)
 
 
 def notes(app) -> list[str]:

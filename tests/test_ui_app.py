@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+from functools import partial
 
 import numpy as np
 import pytest
 
 pytest.importorskip("textual")
+
+from helpers import header, pilot_until  # noqa: E402
 
 from liqtui.config import ConfigError  # noqa: E402
 from liqtui.feeds.settings import FeedSettings  # noqa: E402
@@ -37,17 +39,7 @@ def options(sim_cache, **kw) -> AppOptions:
     return AppOptions(**o)
 
 
-async def until(pilot, cond, timeout=15.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await pilot.pause(step)
-    return cond()
-
-
-def header(app) -> str:
-    return app.main.query_one("HeaderBar").plain
+until = partial(pilot_until, timeout=15.0)
 
 
 def painted(app) -> bool:

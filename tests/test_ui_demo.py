@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
+from functools import partial
 
 import pytest
 
 pytest.importorskip("textual")
+
+from helpers import pilot_until  # noqa: E402
 
 from liqtui.feeds.settings import FeedSettings  # noqa: E402
 from liqtui.sim.market import Market  # noqa: E402
@@ -66,13 +68,7 @@ async def test_a_failed_build_is_an_answer_not_a_crash():
     assert isinstance(got, KeyError) and "no-such-regime" in str(got)
 
 
-async def until(pilot, cond, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await pilot.pause(0.02)
-    return cond()
+until = partial(pilot_until, timeout=30.0, step=0.02)
 
 
 async def test_switching_to_a_symbol_still_being_built_shows_progress(tmp_path):

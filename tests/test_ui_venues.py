@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 import socket
-import time
+from functools import partial
 
 import pytest
 
 pytest.importorskip("textual")
+
+from helpers import header, pilot_until  # noqa: E402
 
 from liqtui.feeds.settings import FeedSettings  # noqa: E402
 from liqtui.feeds.venues import VENUES  # noqa: E402
@@ -24,17 +26,7 @@ SIZE = (120, 40)
 FAST = FeedSettings(stale_timeout_s=2.0, backoff_cap_s=0.5, backoff_base_s=0.2, rest_retries=1)
 
 
-async def until(pilot, cond, timeout=20.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await pilot.pause(step)
-    return cond()
-
-
-def header(app) -> str:
-    return app.main.query_one("HeaderBar").plain
+until = partial(pilot_until, timeout=20.0)
 
 
 def venue_part(app) -> str:
