@@ -1001,7 +1001,7 @@ def cmd_record(args) -> int:
     async def main() -> int:
         demo = None
         if market is not None:
-            from .ui.demo import Demo
+            from .session.demo import Demo
 
             demo = Demo(symbols, market=market)
             await demo.start()
@@ -1160,7 +1160,7 @@ def _app_store(args, settings, opts):
 
 def cmd_replay(args) -> int:
     from .store import Store, StoreError
-    from .ui.controller import ReplaySpec
+    from .session import ReplaySpec
 
     try:
         start = _parse_time(args.replay_from, "--from")

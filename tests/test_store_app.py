@@ -23,7 +23,7 @@ from liqtui.feeds.events import Liquidation, MarkPrice  # noqa: E402
 from liqtui.feeds.settings import FeedSettings  # noqa: E402
 from liqtui.store import Store  # noqa: E402
 from liqtui.ui.app import AppOptions, LiqApp  # noqa: E402
-from liqtui.ui.controller import ReplaySpec  # noqa: E402
+from liqtui.session import ReplaySpec  # noqa: E402
 
 SIZE = (120, 40)
 STEP = 300_000
@@ -34,7 +34,7 @@ until = partial(pilot_until, timeout=30.0)
 
 
 def notes(app) -> list[str]:
-    return [e.text for e in app.controller.events]
+    return [e.text for e in app.session.events]
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +131,16 @@ async def test_replay_plays_through_the_app_with_pause_and_speed(tmp_path, marke
         assert await until(pilot, lambda: f.series.end > first_end)  # steps close as replayed
         assert await until(pilot, lambda: len(f.liquidations) > 0)
         await pilot.press("p")
-        held = app.controller.clock()
+        held = app.session.clock()
         await pilot.pause(0.5)
-        assert app.controller.clock() == held and "PAUSED" in header(app)
+        assert app.session.clock() == held and "PAUSED" in header(app)
         await pilot.press("p")
         await pilot.press("full_stop")
         assert await until(pilot, lambda: "×240" in header(app)), header(app)
         await pilot.press("comma")
         await pilot.press("comma")
         assert await until(pilot, lambda: "×60" in header(app)), header(app)
-        assert app.controller.clock() > held
+        assert app.session.clock() > held
     store.close()
 
 

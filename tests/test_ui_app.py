@@ -176,14 +176,14 @@ async def test_feed_failure_keeps_the_heatmap_and_recovers(sim_cache):
     async with app.run_test(size=SIZE) as pilot:
         assert await until(pilot, lambda: painted(app) and "LIVE" in header(app))
         hm = app.view.hm
-        app.demo.exchange.faults.silent = True
+        app.session.demo.exchange.faults.silent = True
         assert await until(pilot, lambda: any(s in header(app) for s in ("STALE", "RECONNECTING")),
                            timeout=10), header(app)
         assert app.view.hm is not None and painted(app) and app.is_running
         assert hm is not None
-        app.demo.exchange.faults.silent = False
+        app.session.demo.exchange.faults.silent = False
         assert await until(pilot, lambda: "LIVE" in header(app), timeout=15), header(app)
-        events = " ".join(e.text for e in app.controller.events)
+        events = " ".join(e.text for e in app.session.events)
         assert "STALE" in events or "RECONNECTING" in events
 
 
@@ -191,9 +191,9 @@ async def test_dropped_connections_recover(sim_cache):
     app = LiqApp(options(sim_cache))
     async with app.run_test(size=SIZE) as pilot:
         assert await until(pilot, lambda: painted(app) and "LIVE" in header(app))
-        app.demo.exchange.faults.drop_every_s = 0.5
+        app.session.demo.exchange.faults.drop_every_s = 0.5
         assert await until(pilot, lambda: app.feed.live.counters["reconnects"] > 0, timeout=10)
-        app.demo.exchange.faults.drop_every_s = None
+        app.session.demo.exchange.faults.drop_every_s = None
         assert await until(pilot, lambda: "LIVE" in header(app), timeout=15), header(app)
         assert painted(app)
 
@@ -305,7 +305,7 @@ async def test_backfill_failure_is_a_state_and_recovers(sim_cache):
 async def test_unknown_asset_keeps_the_view_and_palettes_switch(sim_cache):
     app = LiqApp(options(sim_cache))
     async with app.run_test(size=SIZE) as pilot:
-        assert await until(pilot, lambda: painted(app) and app.controller.symbols)
+        assert await until(pilot, lambda: painted(app) and app.session.symbols)
         await pilot.press("slash", "z", "z", "q", "enter")
         await pilot.pause(0.2)
         assert app.symbol == "BTCUSDT" and painted(app)
@@ -362,7 +362,7 @@ async def test_unknown_watchlist_entry_is_a_notification_and_skipped(small_marke
                                                   for n in app._notifications))
             note = next(n.message for n in app._notifications if "ETHUSTD" in n.message)
             assert "did you mean ETHUSDT?" in note
-            assert app.symbol == "BTCUSDT" and "ETHUSTD" not in app.controller.feeds
+            assert app.symbol == "BTCUSDT" and "ETHUSTD" not in app.session.feeds
             assert await until(pilot, lambda: any("NOPEUSDT not listed" in n.message
                                                   for n in app._notifications))
             assert app.options.watchlist == ("BTCUSDT", "ETHUSDT")
@@ -397,7 +397,7 @@ async def test_older_lookback_failure_is_shown_and_retried_until_it_succeeds(sim
         faults.http_5xx_rate, faults.slow_ms = 0.0, 0.0
         assert await until(pilot, lambda: f.older is None, timeout=20), header(app)
         assert await until(pilot, lambda: "older history" not in header(app)), header(app)
-        events = [e.text for e in app.controller.events]
+        events = [e.text for e in app.session.events]
         assert any(t.startswith("older history: retrying in 2 s") for t in events)
         assert any(t.startswith("lookback complete") for t in events)
         steps = f.series.steps["time"]

@@ -79,8 +79,8 @@ async def test_switching_to_a_symbol_still_being_built_shows_progress(tmp_path):
     app = LiqApp(opts)
     async with app.run_test(size=(120, 40)) as pilot:
         assert await until(pilot, lambda: app.feed is not None)
-        assert "ETHUSDT" not in app.demo.market.symbols  # not before the first paint
-        assert app.controller.symbols == ["BTCUSDT", "ETHUSDT"]  # the picker has both
+        assert "ETHUSDT" not in app.session.demo.market.symbols  # not before the first paint
+        assert app.session.symbols == ["BTCUSDT", "ETHUSDT"]  # the picker has both
         await pilot.press("right_square_bracket")
         assert app.symbol == "ETHUSDT"
         seen: set = set()
@@ -99,7 +99,7 @@ async def test_switching_to_a_symbol_still_being_built_shows_progress(tmp_path):
 
         assert await until(pilot, shown)
         assert seen >= {"header", "levels"}, seen
-        assert "ETHUSDT" in app.demo.market.symbols
+        assert "ETHUSDT" in app.session.demo.market.symbols
         assert await until(pilot, lambda: app.view.hm is app.feed.heatmap)
         # the rest of the watchlist was built too; back to the first is instant
         await pilot.press("left_square_bracket")
@@ -121,5 +121,5 @@ async def test_a_switch_never_shows_the_previous_assets_map(tmp_path):
         assert app.view.hm is None or app.view.hm is app.feed.heatmap
         assert app.view.hm is not btc
         assert await until(pilot, lambda: app.view.hm is not None and app.view.hm is not btc)
-        events = " ".join(f"{e.symbol} {e.text}" for e in app.controller.events)
+        events = " ".join(f"{e.symbol} {e.text}" for e in app.session.events)
         assert "SOLUSDT simulated market ready in" in events

@@ -61,7 +61,7 @@ def settled(market: Market, palette: str = "256"):
     async def run(pilot) -> None:
         app = pilot.app
         await _until(pilot, lambda: app.feed is not None and app.feed.heatmap is not None
-                     and any("lookback complete" in e.text for e in app.controller.events),
+                     and any("lookback complete" in e.text for e in app.session.events),
                      "the whole lookback")
         app.set_palette(palette)
         end = NOW + LIVE_MS

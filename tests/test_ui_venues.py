@@ -73,21 +73,21 @@ async def test_v_cycles_the_venues_and_the_header_names_them(market):
         app = LiqApp(options(urls))
         async with app.run_test(size=SIZE) as pilot:
             assert await until(pilot, lambda: app.view.hm is not None and app.view.pixels.any())
-            assert venue_part(app).startswith("Binance") and app.controller.view == "binance"
+            assert venue_part(app).startswith("Binance") and app.session.view == "binance"
             assert "+" not in venue_part(app)
             await pilot.press("v")  # → bybit
-            assert app.controller.view == "bybit"
+            assert app.session.view == "bybit"
             assert await until(pilot, lambda: venue_part(app).startswith("Bybit")), header(app)
             assert await until(pilot, lambda: app.view.hm is app.feed.heatmap
                                and app.view.hm is not None), header(app)
             bybit_price = app.view.hm.reference_price
             await pilot.press("v")  # → okx
-            assert app.controller.view == "okx"
+            assert app.session.view == "okx"
             assert await until(pilot, lambda: venue_part(app).startswith("OKX")
                                and app.view.hm is app.feed.heatmap
                                and app.view.hm is not None), header(app)
             await pilot.press("v")  # → all
-            assert app.controller.view == "all"
+            assert app.session.view == "all"
             assert await until(pilot, lambda: showing(app, ("binance", "bybit", "okx"))), \
                 header(app)
             assert venue_part(app) == "Binance+Bybit+OKX"
@@ -100,12 +100,12 @@ async def test_v_cycles_the_venues_and_the_header_names_them(market):
             await pilot.press("V")
             assert await until(pilot, lambda: "└" not in levels_text(app))
             await pilot.press("v")  # → binance again
-            assert app.controller.view == "binance"
+            assert app.session.view == "binance"
             assert await until(pilot, lambda: venue_part(app).startswith("Binance")
                                and app.view.hm is app.feed.heatmap)
             # one feed per venue per live asset
             assert all(c.feeds["BTCUSDT"].live is not None
-                       for c in app.controller.controllers.values())
+                       for c in app.session.venues.values())
     finally:
         await sx.stop()
 
@@ -129,7 +129,7 @@ async def test_a_failing_venue_is_left_out_with_a_note(market):
                                timeout=30), header(app)
             assert set(app.feed.dropped) == {"bybit", "okx"}
             assert venue_part(app) == "Binance"  # what the sum includes
-            events = " ".join(e.text for e in app.controller.events)
+            events = " ".join(e.text for e in app.session.events)
             assert "Bybit left out of the sum" in events and "OKX left out of the sum" in events
             assert app.is_running
             # the feed events view lists them, with each venue's own errors

@@ -23,6 +23,7 @@ class Venue:
     rest_url: str        # default REST base URL (scheme-host-port)
     ws_url: str          # default WebSocket base URL
     taker_in_candles: bool = True  # its candles carry taker-buy volume (else 0.5 in backfill)
+    liquidations_complete: bool = True  # it publishes every liquidation (False: a sample)
 
     @property
     def env_rest(self) -> str:
@@ -55,7 +56,7 @@ class Venue:
 VENUES: dict[str, Venue] = {v.name: v for v in (
     Venue("binance", "Binance", "USDⓈ-M perpetuals", "liqtui.feeds.binance:BinanceRest",
           "liqtui.feeds.binance:BinanceLive", "https://fapi.binance.com",
-          "wss://fstream.binance.com"),
+          "wss://fstream.binance.com", liquidations_complete=False),
     Venue("bybit", "Bybit", "linear perpetuals", "liqtui.feeds.bybit:BybitRest",
           "liqtui.feeds.bybit:BybitLive", "https://api.bybit.com", "wss://stream.bybit.com",
           taker_in_candles=False),

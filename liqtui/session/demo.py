@@ -26,7 +26,7 @@ class Demo:
     """The simulated exchange in-process on a free loopback port (``--demo``).
 
     Its market starts empty; each symbol is generated in a child process (``Build``)
-    when somebody waits for it (``ensure``: the controller, before a backfill; the first one
+    when somebody waits for it (``ensure``: the session, before a backfill; the first one
     usually already started by the CLI, ``first``) and, after the first paint, the rest of the
     watchlist one after another (``build_rest``). A switch to a symbol not built yet shows its
     progress, not an error.

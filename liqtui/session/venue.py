@@ -1,20 +1,20 @@
-"""Feeds and model for the app, without Textual: the same path as ``liqtui watch``.
+"""The assets of one venue in a running view: backfill, follow live, keep the recent ones.
 
 Per asset: backfill the displayed range first (so the first heatmap paints quickly), then
 follow the venue live (its ``LiveFeed`` with ``steps_from``, ``on_steps``, ``on_event``,
 ``on_status``) into a ``SymbolSeries`` while the rest of the lookback is fetched beside it
-(retried with backoff until it arrives). The current asset and the
-most recently viewed ones stay live; older ones are stopped (their data is kept, and a later
-switch back fetches only the missing steps). Filters rebuild the model in a thread.
+(retried with backoff until it arrives). The current asset and the most recently viewed ones
+stay live; older ones are stopped (their data is kept, and a later switch back fetches only the
+missing steps). Filters rebuild the model in a thread.
 
 With a store (``liqtui.store.Store``) an asset paints at once from what is stored, REST
 fetches only the gap since, and everything seen live (closed steps, open interest, marks,
 liquidations) is written back. With a replay (``ReplaySpec``) the live feed is a
 ``StoreReplay`` of stored data over [start, end) on its own clock; nothing is fetched.
 
-Every failure becomes a state on the ``AssetFeed`` (the header shows it); nothing raises into
-the UI. Callbacks run on the event loop; the app polls ``version``/``tick`` counters at its
-own redraw rate, so bursts of events coalesce for free.
+Every failure becomes a state on the ``AssetFeed`` and a ``StateChanged`` event; nothing
+raises into a front end. What happens is published on the session's bus (``events``); the
+``version``/``tick`` counters let a screen poll at its own redraw rate, so bursts coalesce.
 """
 
 from __future__ import annotations
@@ -23,103 +23,33 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..feeds.rest import RestError, UnknownSymbolError
-from ..feeds.venues import VENUES
 from ..feeds.events import FeedState, FeedStatus, Liquidation, MarkPrice, OpenInterest, Trade
+from ..feeds.rest import RestError, UnknownSymbolError
 from ..feeds.series import SymbolSeries
 from ..feeds.settings import FeedSettings
+from ..feeds.venues import VENUES
 from ..model import ModelParams, build_heatmap
-from ..model.venues import aggregate
+from .asset import AssetFeed, FeedEvent, ReplaySpec
+from .bus import Bus
+from .events import (Backfilled, HeatmapRebuilt, MarketData, Note, RealizedLiquidation,
+                     StateChanged, StepsClosed)
 
 log = logging.getLogger("liqtui.feeds")
-DAY = 86_400_000
+_WARN = (FeedState.STALE, FeedState.RECONNECTING, FeedState.ERROR, FeedState.BANNED)
 
 
-@dataclass(frozen=True)
-class ReplaySpec:
-    """``liqtui replay``: stored data over [start, end) (ms) at ``speed`` × real time."""
-    start: int
-    end: int
-    speed: float = 1.0
-
-
-@dataclass
-class FeedEvent:
-    time: int        # exchange ms (the controller's clock: the sim's in --demo)
-    symbol: str
-    text: str
-    venue: str = ""  # the venue's label ("Bybit"), or "" for the venue sum
-
-
-@dataclass
-class AssetFeed:
-    symbol: str
-    series: SymbolSeries
-    phase: str = "waiting"          # waiting, backfilling, ready, error
-    error: str = ""
-    progress: tuple[int, int] = (0, 0)
-    state: FeedState | None = None
-    reason: str = ""
-    live: object | None = None       # the venue's LiveFeed
-    task: asyncio.Task | None = None
-    last_price: float | None = None
-    last_data_ms: int | None = None  # exchange time of the newest data event
-    liquidations: deque = field(default_factory=lambda: deque(maxlen=400))
-    version: int = 0                 # bumps when the heatmap changes (closed steps, filters)
-    tick: int = 0                    # bumps on live data
-    tick_size: float | None = None
-    used: float = 0.0                # monotonic time of the last switch to it
-    live_task: asyncio.Task | None = None
-    older: tuple[int, int] | None = None  # the part of the lookback still to fetch (ms span)
-    older_task: asyncio.Task | None = None
-    older_error: str = ""            # why the last fetch of it failed, and when it retries
-
-    @property
-    def heatmap(self):
-        return self.series.heatmap
-
-    def open_interest(self) -> OpenInterest | None:
-        return self.live.last_oi.get(self.symbol) if self.live else None
-
-    def forming(self):
-        return self.live.bars.forming(self.symbol) if self.live else None
-
-    def price(self) -> float | None:
-        if self.last_price is not None:
-            return self.last_price
-        hm = self.series.heatmap
-        return None if hm is None else float(hm.reference_price)
-
-    def change_24h(self) -> float | None:
-        """Last price against the close 24 h earlier (closed steps), as a fraction."""
-        st, p = self.series.steps, self.price()
-        if st is None or p is None or not len(st["time"]):
-            return None
-        t = st["time"]
-        i = int(np.searchsorted(t, t[-1] + self.series.step_ms - DAY))
-        if i >= len(t):
-            return None
-        then = float(st["close"][max(i - 1, 0)])
-        return p / then - 1 if then > 0 else None
-
-    def provisional(self):
-        try:
-            return self.series.provisional(self.forming(), self.open_interest())
-        except Exception:  # never let a live-column hiccup reach the UI
-            return None
-
-
-class Controller:
-    """The assets of one venue (``venue``: a name in ``liqtui.feeds.venues.VENUES``)."""
+class VenueAssets:
+    """The assets of one venue (``venue``: a name in ``liqtui.feeds.venues.VENUES``); what
+    happens is published on ``bus``."""
 
     def __init__(self, *, rest_url: str, ws_url: str, params: ModelParams, lookback_ms: int,
                  range_ms: int, settings: FeedSettings | None = None, keep_live: int = 3,
                  clock=None, ready=None, store=None, replay: ReplaySpec | None = None,
-                 venue: str = "binance"):
+                 venue: str = "binance", bus: Bus | None = None):
+        self.bus = bus or Bus()
         self.rest_url, self.ws_url = rest_url, ws_url
         self.venue = VENUES[venue]
         self.params, self.lookback_ms, self.range_ms = params, lookback_ms, range_ms
@@ -144,8 +74,17 @@ class Controller:
     # ------------------------------------------------------------------ events log
 
     def note(self, symbol: str, text: str, level=logging.INFO) -> None:
-        self.events.append(FeedEvent(self.clock(), symbol, text, self.venue.label))
+        now = self.clock()
+        self.events.append(FeedEvent(now, symbol, text, self.venue.label))
         log.log(level, "%s %s %s", self.venue.name, symbol, text)
+        self.bus.publish(Note(now, symbol, self.venue.name, text, level))
+
+    def _changed(self, f: AssetFeed) -> None:
+        """The asset's model changed: bump its version and say so."""
+        f.version += 1
+        if f.series.heatmap is not None:
+            self.bus.publish(HeatmapRebuilt(self.clock(), f.symbol, self.venue.name,
+                                            f.series.heatmap))
 
     # ------------------------------------------------------------------ assets
 
@@ -169,7 +108,9 @@ class Controller:
         return self._rest
 
     def switch(self, symbol: str) -> AssetFeed:
-        """Make ``symbol`` current: start it if needed, keep the recent ones live."""
+        """Make ``symbol`` current: start it if needed, keep the recent ones live. Safe under
+        rapid switching: a switch back to an asset whose stop is still in flight starts it
+        again once the stop has finished, and the viewed asset is never the one stopped."""
         symbol = symbol.upper()
         self.current = symbol
         f = self.feeds.get(symbol)
@@ -177,23 +118,40 @@ class Controller:
             f = self.feeds[symbol] = AssetFeed(
                 symbol, SymbolSeries(symbol, self.params, self.lookback_ms))
         f.used = time.monotonic()
-        if f.task is None or f.task.done():
-            f.task = asyncio.get_running_loop().create_task(self._run(f), name=f"feed-{symbol}")
-        live = sorted((x for x in self.feeds.values() if x.task and not x.task.done()),
+        if not f.running:
+            self._start(f)
+        live = sorted((x for x in self.feeds.values() if x.running),
                       key=lambda x: x.used, reverse=True)
         for old in live[self.keep_live:]:
-            self.note(old.symbol, "stopped (not viewed recently)")
-            old.task.cancel()
+            if old is not f:
+                self._stop(old)
         if f.series.params != self.params and f.series.steps is not None:
             f.series.rebuild(self.params)
-            f.version += 1
+            self._changed(f)
         return f
+
+    def _start(self, f: AssetFeed) -> None:
+        stopping = f.task if f.task is not None and not f.task.done() else None
+        f.stopping = False
+        f.task = asyncio.get_running_loop().create_task(self._run(f, stopping),
+                                                        name=f"feed-{f.symbol}")
+
+    def _stop(self, f: AssetFeed) -> None:
+        f.stopping = True
+        self.note(f.symbol, "stopped (not viewed recently)")
+        f.task.cancel()
 
     # ------------------------------------------------------------------ one asset
 
-    async def _run(self, f: AssetFeed) -> None:
+    async def _run(self, f: AssetFeed, stopping: asyncio.Task | None = None) -> None:
         """Backfill then follow; a venue failure is a state and is retried with backoff, so
-        the asset recovers on its own. Only an unknown symbol stops for good."""
+        the asset recovers on its own. Only an unknown symbol stops for good. ``stopping``:
+        the asset's previous task, being cancelled; it finishes first."""
+        if stopping is not None:
+            await asyncio.wait([stopping])
+        if f.state is FeedState.STOPPED:  # the previous task's stop: not this one's state
+            f.state, f.reason = None, ""
+            f.tick += 1
         delay = 2.0
         while True:
             try:
@@ -209,21 +167,21 @@ class Controller:
                     f.older_task.cancel()  # resumed by the next switch to this asset
                 if f.live is not None:
                     await f.live.stop()
+                    if f.live_task is not None:  # ended before a restart makes a new one
+                        await asyncio.wait([f.live_task], timeout=5.0)
                 raise
             except UnknownSymbolError as e:
                 f.phase, f.error = "error", str(e)
-                f.state, f.reason = FeedState.ERROR, str(e)
+                self._state(f, FeedState.ERROR, str(e))
                 self.note(f.symbol, f"unknown symbol: {e}", logging.ERROR)
-                f.tick += 1
                 return
             except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
                 msg = _failure(f.symbol, e)
-                f.state, f.reason = FeedState.ERROR, f"{msg} · retrying in {delay:.0f} s"
-                f.error = f.reason
+                f.error = f"{msg} · retrying in {delay:.0f} s"
                 if f.series.steps is None:
                     f.phase = "error"
+                self._state(f, FeedState.ERROR, f.error)
                 self.note(f.symbol, f"error: {msg}; retrying in {delay:.0f} s", logging.ERROR)
-                f.tick += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 if f.phase == "error":
@@ -235,7 +193,8 @@ class Controller:
             self.venue.rest_class()  # its import while we wait, not after
             await self.ready(f.symbol, self._progress(f))
             f.progress = (0, 0)
-        f.phase, f.state = "backfilling", FeedState.BACKFILLING
+        f.phase = "backfilling"
+        self._state(f, FeedState.BACKFILLING)
         stored = await self._from_store(f, self.clock() - self.lookback_ms, None)
         rest = self._new_rest()
         t0 = time.perf_counter()
@@ -260,11 +219,17 @@ class Controller:
                 self.note(f.symbol, f"warning: {w}", logging.WARNING)
             if len(bf["time"]):
                 self._keep(bf)
-                await self._extend_threaded(f, bf) if stored else f.series.extend(bf)
-                f.version += 1
+                if stored:
+                    await self._extend_threaded(f, bf)
+                else:
+                    f.series.extend(bf)
+                    self._changed(f)
             f.phase = "ready"
-            self.note(f.symbol, f"backfilled {len(bf['time'])} steps in "
-                                f"{time.perf_counter() - t0:.1f} s")
+            took = time.perf_counter() - t0
+            self.note(f.symbol, f"backfilled {len(bf['time'])} steps in {took:.1f} s")
+            self.bus.publish(Backfilled(self.clock(), f.symbol, self.venue.name,
+                                        len(bf["time"]), bf.start, bf.end, took, "rest",
+                                        tuple(bf.warnings)))
             start = bf.end - self.lookback_ms
             first = int(f.series.steps["time"][0]) if f.series.steps is not None else bf.start
             if first > start + f.series.step_ms:
@@ -287,6 +252,7 @@ class Controller:
             return 0
         n = len(steps["time"])
         if n:
+            t0 = time.perf_counter()
             p = self.params
             if tick and p.bin_width is None and p.tick_size is None:
                 f.tick_size = tick
@@ -297,11 +263,13 @@ class Controller:
             if cut > 0:
                 f.series.extend({k: v[cut:] for k, v in steps.items()})
                 f.phase = "ready"
-                f.version += 1
+                self._changed(f)
             await self._extend_threaded(f, steps)
             f.phase = "ready"
             self.note(sym, f"{n} steps from the store (up to "
                            f"{time.strftime('%H:%M', time.gmtime(f.series.end / 1000))} UTC)")
+            self.bus.publish(Backfilled(self.clock(), sym, self.venue.name, n, int(t[0]),
+                                        f.series.end, time.perf_counter() - t0, "store"))
         return n
 
     def _keep(self, steps) -> None:
@@ -313,7 +281,8 @@ class Controller:
 
     async def _replay_load(self, f: AssetFeed) -> None:
         """A replay paints the lookback before its start from the store, then plays."""
-        f.phase, f.state = "backfilling", FeedState.BACKFILLING
+        f.phase = "backfilling"
+        self._state(f, FeedState.BACKFILLING)
         r = self.replay
         if not await self._from_store(f, r.start - self.lookback_ms, r.start):
             f.phase = "ready"  # nothing before the start: the replay's steps build it
@@ -367,8 +336,12 @@ class Controller:
                 if len(older["time"]):
                     await self._extend_threaded(f, older)
                 f.older, f.older_error = None, ""
+                took = time.perf_counter() - t0
                 self.note(f.symbol, f"lookback complete: {len(f.series.steps['time'])} steps "
-                                    f"in {time.perf_counter() - t0:.1f} s")
+                                    f"in {took:.1f} s")
+                self.bus.publish(Backfilled(self.clock(), f.symbol, self.venue.name,
+                                            len(older["time"]), start, end, took, "older",
+                                            tuple(older.warnings)))
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
@@ -392,20 +365,18 @@ class Controller:
                 s.steps["time"][-1] > probe.steps["time"][-1]:
             probe.extend({k: v for k, v in s.steps.items()})  # live steps arrived meanwhile
         s.steps, s.heatmap = probe.steps, probe.heatmap
-        f.version += 1
+        self._changed(f)
 
     def _live_start(self, f: AssetFeed, steps_from: int | None) -> None:
         sym = f.symbol
 
         def on_status(st: FeedStatus) -> None:
-            f.state, f.reason = st.state, st.reason
-            f.tick += 1
+            self._state(f, st.state, st.reason, st.until)
             self.note(sym, f"{st.state.value}{' · ' + st.reason if st.reason else ''}",
-                      logging.WARNING if st.state in (FeedState.STALE, FeedState.RECONNECTING,
-                                                      FeedState.ERROR, FeedState.BANNED)
-                      else logging.INFO)
+                      logging.WARNING if st.state in _WARN else logging.INFO)
 
         store = self.store if self.replay is None else None  # a replay writes nothing
+        bus, name, complete = self.bus, self.venue.name, self.venue.liquidations_complete
 
         def on_event(ev) -> None:
             if getattr(ev, "symbol", None) != sym:
@@ -423,15 +394,20 @@ class Controller:
             if f.last_data_ms is None or ev.time > f.last_data_ms:
                 f.last_data_ms = ev.time
             f.tick += 1
+            bus.publish(RealizedLiquidation(ev.time, sym, name, ev, complete)
+                        if isinstance(ev, Liquidation) else MarketData(ev.time, sym, name, ev))
 
         def on_steps(steps) -> None:
             t0 = time.perf_counter()
             if store is not None:
                 self._keep(steps)
             added = f.series.extend(steps)
-            f.version += 1
+            ms = (time.perf_counter() - t0) * 1e3
+            self._changed(f)
             self.note(sym, f"closed steps up to {time.strftime('%H:%M', time.gmtime(f.series.end / 1000))} "
-                           f"UTC: {added} new, model rebuilt in {(time.perf_counter() - t0) * 1e3:.0f} ms")
+                           f"UTC: {added} new, model rebuilt in {ms:.0f} ms")
+            bus.publish(StepsClosed(self.clock(), sym, name, steps, added, ms,
+                                    tuple(getattr(steps, "warnings", ()))))
 
         if self.replay is not None:
             from ..replay import StoreReplay
@@ -480,7 +456,14 @@ class Controller:
             f.series.params, f.series.heatmap = params, hm
         else:  # closed steps arrived meanwhile: rebuild what is there now
             f.series.rebuild(params)
-        f.version += 1
+        self._changed(f)
+
+    def _state(self, f: AssetFeed, state: FeedState, reason: str = "",
+               until: int | None = None) -> None:
+        f.state, f.reason = state, reason
+        f.tick += 1
+        self.bus.publish(StateChanged(self.clock(), f.symbol, self.venue.name, state, reason,
+                                      until))
 
     def _with_tick(self, f: AssetFeed, p: ModelParams) -> ModelParams:
         if f.tick_size and p.bin_width is None and p.tick_size is None:
@@ -518,290 +501,3 @@ def _failure(symbol: str, e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-ALL = "all"
-_BAD = (FeedState.ERROR, FeedState.BANNED)
-WAITING = ("backfilling", "no data yet")  # why a venue is not in the sum yet: not a failure
-
-
-class VenueSum:
-    """One asset on several venues seen as one feed (what the app shows for "all"): the
-    venues' heatmaps summed on the reference venue's grid (``liqtui.model.venues``), the
-    live column and the markers mapped the same way. A venue that fails or has no data yet
-    is left out of the sum; ``dropped`` says which and why, and changes are noted."""
-
-    def __init__(self, symbol: str, members: dict, note):
-        self.symbol, self.members, self._note = symbol, members, note
-        self._key = None
-        self._hm = None
-        self.dropped: dict[str, str] = {}
-
-    # ---- the sum, recomputed when a venue's model changes
-    @property
-    def heatmap(self):
-        key = tuple((v, id(f.series), f.version, f.phase, f.state) for v, f in self.members.items())
-        if key == self._key:
-            return self._hm
-        failed = {}
-        for v, f in self.members.items():
-            if f.phase == "error" or f.state in _BAD:
-                failed[v] = (f.error or f.reason or "feed error")[:80]
-            elif f.heatmap is None:
-                failed[v] = "backfilling" if f.phase == "backfilling" else "no data yet"
-        try:
-            self._hm = aggregate({v: f.heatmap for v, f in self.members.items()},
-                                 {v: f.series.steps for v, f in self.members.items()},
-                                 failed=failed)
-            dropped = self._hm.dropped
-        except ValueError as e:
-            if "parameters differ" in str(e):  # a filter change is half through: keep the last
-                return self._hm
-            self._hm, dropped = None, failed
-        self._key = key
-        was = {v for v, r in self.dropped.items() if r not in WAITING}
-        now = {v for v, r in dropped.items() if r not in WAITING}
-        for v in sorted(now - was):
-            self._note(self.symbol, f"{VENUES[v].label} left out of the sum: {dropped[v]}")
-        for v in sorted(was - now):
-            self._note(self.symbol, f"{VENUES[v].label} back in the sum")
-        self.dropped = dropped
-        return self._hm
-
-    @property
-    def included(self) -> tuple[str, ...]:
-        hm = self.heatmap
-        return hm.venues if hm is not None else ()
-
-    @property
-    def reference(self) -> AssetFeed:
-        inc = self.included
-        return self.members[inc[0]] if inc else next(iter(self.members.values()))
-
-    @property
-    def series(self):
-        return self.reference.series
-
-    @property
-    def version(self):
-        return tuple(f.version for f in self.members.values()), self.included
-
-    @property
-    def tick(self):
-        return sum(f.tick for f in self.members.values())
-
-    def _ratio(self, v: str) -> float:
-        hm = self.heatmap
-        return hm.ratios.get(v, 1.0) if hm is not None else 1.0
-
-    def provisional(self):
-        """Every included venue's provisional column (or, without a forming step, its last
-        state), mapped with the ratio of the live prices and summed."""
-        hm = self.heatmap
-        if hm is None:
-            return None
-        col, usd_state, live = np.zeros(len(hm.prices)), np.zeros_like(hm.state), False
-        ref_price = self.reference.price()
-        for v in hm.venues:
-            f, src = self.members[v], hm.sources[v]
-            price = f.price()
-            r = ref_price / price if price and ref_price else None
-            prov = f.provisional()
-            live |= prov is not None
-            col += hm.map_column(v, src.usd() if prov is None else prov.column, r)
-            st = (src.state if prov is None else prov.state) * src.prices
-            for t in range(st.shape[0]):
-                for side in (0, 1):
-                    usd_state[t, side] += hm.map_column(v, st[t, side], r)
-        return _Live(col, usd_state / hm.prices) if live else None
-
-    # ---- what the header and the markers read
-    def price(self):
-        return self.reference.price()
-
-    def change_24h(self):
-        return self.reference.change_24h()
-
-    def open_interest(self):
-        ois = [f.open_interest() for v, f in self.members.items() if v in self.included]
-        ois = [o for o in ois if o is not None]
-        return _OI(sum(o.base for o in ois)) if ois else None
-
-    @property
-    def liquidations(self):
-        out = []
-        for v in self.included:
-            r = self._ratio(v)
-            out += [(t, p * r, side, usd_) for t, p, side, usd_ in self.members[v].liquidations]
-        return sorted(out)[-400:]
-
-    @property
-    def phase(self):
-        if self.heatmap is not None:
-            return "ready"
-        phases = {f.phase for f in self.members.values()}
-        return "error" if phases == {"error"} else "backfilling" if "backfilling" in phases \
-            else "waiting"
-
-    @property
-    def error(self):
-        return "; ".join(f"{VENUES[v].label}: {f.error}" for v, f in self.members.items() if f.error)
-
-    @property
-    def progress(self):
-        ps = [f.progress for f in self.members.values()]
-        return sum(p[0] for p in ps), sum(p[1] for p in ps)
-
-    @property
-    def state(self):
-        states = [self.members[v].state for v in self.included] or \
-            [f.state for f in self.members.values()]
-        worst = [s for s in states if s is not None and s != FeedState.LIVE]
-        return worst[0] if worst else (FeedState.LIVE if states and states[0] else None)
-
-    @property
-    def reason(self):
-        return "; ".join(f"{VENUES[v].label}: {self.members[v].reason}" for v in self.included
-                         if self.members[v].reason and self.members[v].state != FeedState.LIVE)
-
-    @property
-    def last_data_ms(self):
-        ts = [f.last_data_ms for f in self.members.values() if f.last_data_ms is not None]
-        return max(ts) if ts else None
-
-    @property
-    def older_error(self):
-        return next((f.older_error for f in self.members.values() if f.older_error), "")
-
-
-@dataclass
-class _Live:
-    column: np.ndarray
-    state: np.ndarray
-
-
-@dataclass
-class _OI:
-    base: float
-
-
-class _Feeds:
-    """``feeds.get(symbol)`` as the app reads it: the chosen venue's feed, or the sum."""
-
-    def __init__(self, venues: "Venues"):
-        self.venues = venues
-
-    def get(self, symbol, default=None):
-        return self.venues.feed(symbol) or default
-
-    def __contains__(self, symbol) -> bool:
-        return self.venues.feed(symbol) is not None
-
-
-class Venues:
-    """One ``Controller`` per venue behind the interface the app uses. ``view`` is a venue
-    or ``"all"``; ``switch`` starts the feeds the view needs (one per venue per live asset)."""
-
-    def __init__(self, urls: dict, *, view: str = "binance", **kw):
-        self.controllers = {v: Controller(rest_url=r, ws_url=w, venue=v, **kw)
-                            for v, (r, w) in urls.items()}
-        self.view = view if view == ALL or view in self.controllers else next(iter(urls))
-        self._sums: dict[str, VenueSum] = {}
-        self._notes: deque[FeedEvent] = deque(maxlen=200)
-        self.feeds = _Feeds(self)
-
-    @property
-    def first(self) -> Controller:
-        return next(iter(self.controllers.values()))
-
-    def views(self) -> list[str]:
-        return [ALL, *self.controllers] if len(self.controllers) > 1 else list(self.controllers)
-
-    def active(self) -> list[Controller]:
-        return list(self.controllers.values()) if self.view == ALL else [self.controllers[self.view]]
-
-    def feed(self, symbol: str):
-        if self.view != ALL:
-            return self.controllers[self.view].feeds.get(symbol)
-        members = {v: c.feeds[symbol] for v, c in self.controllers.items() if symbol in c.feeds}
-        if not members:
-            return None
-        s = self._sums.get(symbol)
-        if s is None or s.members.keys() != members.keys():
-            s = self._sums[symbol] = VenueSum(symbol, members, self.note)
-        return s
-
-    def label(self, symbol: str) -> str:
-        """What the view includes: "Binance+Bybit+OKX", or one venue."""
-        if self.view != ALL:
-            return self.controllers[self.view].venue.label
-        f = self.feed(symbol)
-        inc = f.included if f is not None else ()
-        return "+".join(VENUES[v].label for v in (inc or self.controllers))
-
-    def note(self, symbol: str, text: str, level=logging.WARNING) -> None:
-        self._notes.append(FeedEvent(self.clock(), symbol, text))
-        log.log(level, "%s %s", symbol, text)
-
-    def switch(self, symbol: str):
-        for c in self.active():
-            c.switch(symbol)
-        return self.feed(symbol.upper())
-
-    def set_view(self, view: str, symbol: str):
-        self.view = view
-        return self.switch(symbol)
-
-    # ---- the Controller interface, for every venue at once
-    @property
-    def params(self) -> ModelParams:
-        return self.first.params
-
-    def set_params(self, params: ModelParams) -> None:
-        for c in self.controllers.values():
-            c.set_params(params)
-
-    async def rebuild(self, symbol: str) -> None:
-        await asyncio.gather(*(c.rebuild(symbol) for c in self.controllers.values()))
-
-    async def load_symbols(self) -> list[str]:
-        return await self.first.load_symbols()
-
-    @property
-    def events(self) -> list[FeedEvent]:
-        import heapq
-
-        evs = heapq.merge(*(c.events for c in self.controllers.values()), self._notes,
-                          key=lambda e: e.time)
-        return list(evs)[-200:]
-
-    def _every(name):  # noqa: N805 - a property set on every controller
-        def get(self):
-            return getattr(self.first, name)
-
-        def put(self, value):
-            for c in self.controllers.values():
-                setattr(c, name, value)
-        return property(get, put)
-
-    range_ms = _every("range_ms")
-    lookback_ms = _every("lookback_ms")
-    clock = _every("clock")
-    ready = _every("ready")
-    symbols = _every("symbols")  # the first venue's list (the picker's)
-    rest_url = _every("rest_url")
-    ws_url = _every("ws_url")
-    del _every
-
-    def replay_pause(self, paused: bool) -> None:
-        for c in self.controllers.values():
-            c.replay_pause(paused)
-
-    def replay_speed(self, factor: float) -> float | None:
-        speeds = [c.replay_speed(factor) for c in self.controllers.values()]
-        return speeds[0]
-
-    @property
-    def closed(self) -> bool:
-        return self.first.closed
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self.controllers.values()))

@@ -1,8 +1,7 @@
 """The app shell: header, heatmap, levels list, liquidation map, footer; keys, assets, filters.
 
-``LiqApp(options)`` drives ``Venues`` (a ``Controller`` per venue: feeds → ``SymbolSeries``;
-the view is one venue or their sum) and polls it at its own
-redraw rate: the heatmap when the model changed (closed steps, filters, range, zoom), the live
+``LiqApp(options)`` is a front end of a ``liqtui.session.Session`` (the feeds of one or more
+venues; the view is one venue or their sum) and polls it at its own redraw rate: the heatmap when the model changed (closed steps, filters, range, zoom), the live
 column at most once a second, the header and the list only when their text changed.
 """
 
@@ -23,14 +22,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..config import UI_RANGES
-from ..feeds.settings import FeedSettings
 from ..model import ModelParams
-from ..report import price_decimals, usd, utc
-from . import keys as keyspec
-from ..feeds.venues import VENUES
 from ..model.venues import VenueHeatmap
-from .controller import ALL, WAITING, Venues, VenueSum
-from .demo import Demo
+from ..report import price_decimals, usd, utc
+from ..session import ALL, VENUES, WAITING, FeedSettings, Session, VenueSum
+from . import keys as keyspec
 from .header import HeaderBar, HeaderInfo
 from .heatmap import HeatmapView
 from .help import AssetPicker, FeedEventsScreen, HelpScreen
@@ -71,7 +67,7 @@ class AppOptions:
     demo_market: object = None  # a liqtui.sim.market.Market (the CLI's; tests' prebuilt)
     demo_first: object = None   # (symbol, sim.child.Build generating it into demo_market): the CLI's
     store: object = None        # liqtui.store.Store: paint from it, keep what is seen live
-    replay: object = None       # controller.ReplaySpec: play stored data instead of the venue
+    replay: object = None       # session.ReplaySpec: play stored data instead of the venue
     local_time: bool = False
     refresh_s: float = 0.25    # poll period of the redraw loop (the data rate is 1–4 Hz)
     live_s: float = 1.0        # the live column at most this often
@@ -84,7 +80,7 @@ class AssetCommands(Provider):
     def _commands(self):
         app: LiqApp = self.app  # type: ignore[assignment]
         out = []
-        syms = list(dict.fromkeys([*app.options.watchlist, *app.controller.symbols]))
+        syms = list(dict.fromkeys([*app.options.watchlist, *app.session.symbols]))
         for s in syms:
             out.append((f"Asset: {s}", lambda s=s: app.switch_asset(s), "switch to this asset"))
         for r in RANGE_NAMES:
@@ -96,7 +92,7 @@ class AssetCommands(Provider):
         for name in ("truecolor", "256", "16", "mono", "auto"):
             out.append((f"Palette: {name}", lambda n=name: app.set_palette(n),
                         "heatmap colours (auto follows the terminal)"))
-        for v in app.controller.views():
+        for v in app.session.views():
             out.append((f"Venue: {v if v == ALL else VENUES[v].label}",
                         lambda v=v: app.set_venue(v), "v cycles the venues"))
         out += [
@@ -190,11 +186,10 @@ class LiqApp(App):
     def __init__(self, options: AppOptions | None = None, **kw):
         super().__init__(**kw)
         self.options = o = options or AppOptions()
-        self.demo: Demo | None = None
         # --demo serves every venue from the one simulated exchange (its URL comes at start)
         urls = o.venue_urls or {v: (o.rest_url, o.ws_url)
                                 for v in (VENUES if o.demo else ("binance",))}
-        self.controller = Venues(
+        self.session = Session(
             urls, view=o.venue, params=o.params,
             lookback_ms=o.lookback_ms, range_ms=UI_RANGES[o.range_name],
             settings=o.feed_settings, store=o.store, replay=o.replay)
@@ -237,37 +232,31 @@ class LiqApp(App):
         o = self.options
         if o.demo:
             self.status_note = "starting the simulated exchange…"
-            self.demo = Demo((self.symbol, *o.watchlist), seed=o.demo_seed,
-                             history_days=o.demo_history_days,
-                             time_scale=o.demo_time_scale, cache_dir=o.demo_cache_dir,
-                             faults=o.demo_faults, market=o.demo_market,
-                             note=self.controller.note, first=o.demo_first)
             try:
-                await self.demo.start()
+                demo = await self.session.start_demo(
+                    (self.symbol, *o.watchlist), seed=o.demo_seed,
+                    history_days=o.demo_history_days, time_scale=o.demo_time_scale,
+                    cache_dir=o.demo_cache_dir, faults=o.demo_faults, market=o.demo_market,
+                    first=o.demo_first)
             except Exception as e:  # noqa: BLE001
                 self.status_note = f"demo failed: {e}"
                 log.exception("demo failed")
                 return
-            c = self.controller
-            c.rest_url, c.ws_url = self.demo.exchange.rest_url, self.demo.exchange.ws_url
-            c.clock, c.ready = self.demo.clock, self.demo.ensure
             # the demo knows only its own symbols (some still being built): the watchlist and
             # the picker are those
-            served = self.demo.symbols
-            c.symbols = sorted(served)
+            served = demo.symbols
             self.options.watchlist = tuple(s for s in o.watchlist if s in served) or served
             if self.symbol not in served:
                 self.symbol = served[0]
             self.status_note = ""
-            log.info("demo: simulated exchange on %s", c.rest_url)
         self._feeds_ready = True
-        self.controller.switch(self.symbol)
+        self.session.switch(self.symbol)
         self.run_worker(self._load_symbols(), name="symbols", group="symbols")
 
     async def _load_symbols(self) -> None:
         """The venue's list for the picker; watchlist entries it does not list are left out
         (with a notification), so ] [ and 1…9 step over them."""
-        known = await self.controller.load_symbols()
+        known = await self.session.load_symbols()
         wl = self.options.watchlist
         bad = [s for s in wl if known and s not in known and s != self.symbol]
         if bad:
@@ -281,17 +270,12 @@ class LiqApp(App):
 
     async def shutdown(self) -> None:
         try:
-            await asyncio.wait_for(self.controller.close(), 3.0)
+            await asyncio.wait_for(self.session.close(), 6.0)
         except Exception:  # noqa: BLE001
             pass
-        if self.demo is not None:
-            try:
-                await asyncio.wait_for(self.demo.stop(), 3.0)
-            except Exception:  # noqa: BLE001
-                pass
 
     async def on_unmount(self) -> None:
-        if not self.controller.closed:
+        if not self.session.closed:
             await self.shutdown()
 
     # ------------------------------------------------------------------ widgets
@@ -306,7 +290,7 @@ class LiqApp(App):
 
     @property
     def feed(self):
-        return self.controller.feeds.get(self.symbol)
+        return self.session.feeds.get(self.symbol)
 
     def layout_for(self, width: int, height: int) -> None:
         scr = self.main
@@ -380,8 +364,8 @@ class LiqApp(App):
         if self.first_paint is None:
             self.first_paint = time.monotonic() - self.started
             log.info("first heatmap painted %.2f s after start", self.first_paint)
-            if self.demo is not None:
-                self.demo.build_rest()  # the other symbols now, not before the first paint
+            if self.session.demo is not None:
+                self.session.demo.build_rest()  # the other symbols now, not before the first paint
         dec = price_decimals(hm.bin_width)
         scr = self.main
         levels = hm.levels(24)
@@ -393,13 +377,13 @@ class LiqApp(App):
                                       palette=self.view.palette)
 
     def _header_info(self, f) -> HeaderInfo:
-        p = self.controller.params
+        p = self.session.params
         h = HeaderInfo(
             symbol=self.symbol, range_label=self.range_name, zoom=self.zoom,
             tiers=p.tier_filter if isinstance(p.tier_filter, str) else
             ",".join(f"{x:g}x" for x in p.tier_filter),
             sides=p.side_filter, demo=self.options.demo, paused=self.paused)
-        c = self.controller
+        c = self.session
         h.venue = (c.label(self.symbol) if c.view == ALL else
                    VENUE_NAMES.get(c.view, VENUES[c.view].label)) + \
             (" (simulated)" if self.options.demo else " (stored)" if self.options.replay else "")
@@ -428,11 +412,11 @@ class LiqApp(App):
             if f.heatmap is None and f.phase == "backfilling":
                 h.state = "BACKFILLING"
         if f.last_data_ms is not None:
-            h.age_s = (self.controller.clock() - f.last_data_ms) / 1000
+            h.age_s = (self.session.clock() - f.last_data_ms) / 1000
         if self.options.replay is not None and h.state == "LIVE":
             live = f.live
             h.state = "REPLAY"  # stored data on the replay's clock, not the venue live
-            h.note = (f"×{live.speed:g} · {utc(self.controller.clock())}"
+            h.note = (f"×{live.speed:g} · {utc(self.session.clock())}"
                       if hasattr(live, "speed") else "")
         elif self.options.replay is not None and h.state == "STOPPED":
             h.state, h.note = "REPLAY", "played to the end"
@@ -457,8 +441,8 @@ class LiqApp(App):
         if not self._feeds_ready:
             self.symbol = symbol
             return
-        known = self.controller.symbols
-        if not known and symbol not in self.controller.feeds:
+        known = self.session.symbols
+        if not known and symbol not in self.session.feeds:
             # the venue's list is not here yet: ask for it first, then switch or say why not
             self.run_worker(self._switch_checked(symbol), group="switch", exclusive=True)
             return
@@ -468,7 +452,7 @@ class LiqApp(App):
         self._switch(symbol)
 
     async def _switch_checked(self, symbol: str) -> None:
-        known = await self.controller.load_symbols()
+        known = await self.session.load_symbols()
         if known and symbol not in known:
             self._unknown(symbol, known)
         else:  # listed, or the venue cannot say now: the feed state will
@@ -489,9 +473,9 @@ class LiqApp(App):
         if self.paused:
             self.paused = False
         self.main.query_one(LevelsList).set_levels([], None, 2, "backfilling…")
-        f = self.controller.switch(symbol)
-        if f.series.params != self.controller.params and f.series.steps is not None:
-            self.run_worker(self.controller.rebuild(symbol), group="rebuild", exclusive=True)
+        f = self.session.switch(symbol)
+        if f.series.params != self.session.params and f.series.steps is not None:
+            self.run_worker(self.session.rebuild(symbol), group="rebuild", exclusive=True)
         if f.heatmap is not None:
             self._show(f, rescale=True)
             self._shown = None
@@ -525,15 +509,15 @@ class LiqApp(App):
             if sym:
                 self.switch_asset(sym)
 
-        self.push_screen(AssetPicker(self.controller.symbols, list(self.options.watchlist)),
+        self.push_screen(AssetPicker(self.session.symbols, list(self.options.watchlist)),
                          picked)
 
     # ------------------------------------------------------------------ view
 
     def set_range(self, name: str) -> None:
         self.range_name = name
-        self.controller.range_ms = UI_RANGES[name]
-        if UI_RANGES[name] > self.controller.lookback_ms:
+        self.session.range_ms = UI_RANGES[name]
+        if UI_RANGES[name] > self.session.lookback_ms:
             self.notify(f"range {name} is longer than the lookback; showing what there is")
         self._refresh()
 
@@ -563,38 +547,38 @@ class LiqApp(App):
         self._shown = None  # the levels and the liquidation map follow at the next poll
 
     def action_cycle_venue(self) -> None:
-        views = self.controller.views()
+        views = self.session.views()
         if len(views) == 1:
             self.notify(f"only {VENUES[views[0]].label} is configured", severity="warning")
             return
-        i = views.index(self.controller.view) if self.controller.view in views else -1
+        i = views.index(self.session.view) if self.session.view in views else -1
         self.set_venue(views[(i + 1) % len(views)])
 
     def set_venue(self, view: str) -> None:
         """Show one venue or the sum ("all"); its feeds start if they are not running."""
         if not self._feeds_ready:
-            self.controller.view = view
+            self.session.view = view
             return
         self._shown = None
         self.view.cursor = None
-        f = self.controller.set_view(view, self.symbol)
-        if f is not None and f.series.params != self.controller.params and \
+        f = self.session.set_view(view, self.symbol)
+        if f is not None and f.series.params != self.session.params and \
                 f.series.steps is not None:
-            self.run_worker(self.controller.rebuild(self.symbol), group="rebuild", exclusive=True)
+            self.run_worker(self.session.rebuild(self.symbol), group="rebuild", exclusive=True)
         if f is None or f.heatmap is None:
             self.main.query_one(LevelsList).set_levels([], None, 2, "backfilling…")
         self._refresh()
 
     def action_stack_venues(self) -> None:
         self.stacked = not self.stacked
-        if self.stacked and self.controller.view != ALL:
+        if self.stacked and self.session.view != ALL:
             self.notify("levels stack by venue with the venue sum (v until all)")
         self._shown = None
         self._refresh()
 
     def action_pause(self) -> None:
         self.paused = not self.paused
-        self.controller.replay_pause(self.paused)  # a replay's clock stops with the view
+        self.session.replay_pause(self.paused)  # a replay's clock stops with the view
         self._shown = None
         self._refresh()
 
@@ -602,7 +586,7 @@ class LiqApp(App):
         if self.options.replay is None:
             self.notify("replay speed: only in liqtui replay", severity="warning")
             return
-        speed = self.controller.replay_speed(2.0 if d > 0 else 0.5)
+        speed = self.session.replay_speed(2.0 if d > 0 else 0.5)
         if speed is not None:
             self.notify(f"replay ×{speed:g}")
             self._refresh()
@@ -612,7 +596,7 @@ class LiqApp(App):
             self.push_screen(HelpScreen())
 
     def action_feed_events(self) -> None:
-        self.push_screen(FeedEventsScreen(self.controller))
+        self.push_screen(FeedEventsScreen(self.session))
 
     def action_cursor(self, dx: int, dy: int) -> None:
         self.view.action_cursor(dx, dy)
@@ -651,26 +635,26 @@ class LiqApp(App):
     # ------------------------------------------------------------------ filters
 
     def action_cycle_tiers(self) -> None:
-        cur = self.controller.params.tier_filter
+        cur = self.session.params.tier_filter
         i = TIERS_CYCLE.index(cur) if cur in TIERS_CYCLE else -1
         self.set_tiers(TIERS_CYCLE[(i + 1) % len(TIERS_CYCLE)])
 
     def action_cycle_sides(self) -> None:
-        i = SIDES_CYCLE.index(self.controller.params.side_filter)
+        i = SIDES_CYCLE.index(self.session.params.side_filter)
         self.set_sides(SIDES_CYCLE[(i + 1) % len(SIDES_CYCLE)])
 
     def set_tiers(self, tiers: str) -> None:
-        self._set_params(self.controller.params.replace(tier_filter=tiers))
+        self._set_params(self.session.params.replace(tier_filter=tiers))
 
     def set_sides(self, sides: str) -> None:
-        self._set_params(self.controller.params.replace(side_filter=sides))
+        self._set_params(self.session.params.replace(side_filter=sides))
 
     def _set_params(self, params: ModelParams) -> None:
-        self.controller.set_params(params)
+        self.session.set_params(params)
         self._refresh()
 
         async def rebuild():
-            await self.controller.rebuild(self.symbol)
+            await self.session.rebuild(self.symbol)
             self._refresh()
 
         self.run_worker(rebuild(), group="rebuild", exclusive=False)

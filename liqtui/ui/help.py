@@ -156,9 +156,9 @@ class FeedEventsScreen(ModalScreen):
     """
     BINDINGS = [Binding("escape,q,e", "dismiss", "Close", id="events_close")]
 
-    def __init__(self, controller):
+    def __init__(self, session):
         super().__init__()
-        self.controller = controller
+        self.session = session
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -171,7 +171,7 @@ class FeedEventsScreen(ModalScreen):
 
     def _fill(self) -> None:
         lines = Text()
-        for ev in list(self.controller.events)[-150:]:
+        for ev in list(self.session.events)[-150:]:
             lines.append(time.strftime("%H:%M:%S ", time.gmtime(ev.time / 1000)), "dim")
             lines.append(f"{ev.symbol:<9} ", "bold")
             if ev.venue:
