@@ -107,16 +107,21 @@ class Demo:
         ev = self._ready.get(symbol)
         if ev is None or ev.is_set():
             return
-        self._wanted.append(symbol)
+        # the newest wait first: after rapid switching the asset on screen is built next,
+        # not after every asset the trader passed over (whose waits were cancelled)
+        self._wanted.insert(0, symbol)
         self._kick()
-        while not ev.is_set():
-            child = self._child
-            if progress is not None and child is not None and child[0] == symbol:
-                progress(*child[1].progress)
-            try:
-                await asyncio.wait_for(ev.wait(), 0.25)
-            except asyncio.TimeoutError:
-                pass
+        try:
+            while not ev.is_set():
+                child = self._child
+                if progress is not None and child is not None and child[0] == symbol:
+                    progress(*child[1].progress)
+                try:
+                    await asyncio.wait_for(ev.wait(), 0.25)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._wanted.remove(symbol)
 
     def clock(self) -> int:
         return self.market.now_ms() if self.market else int(time.time() * 1000)
