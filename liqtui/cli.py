@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wt.set_defaults(handler=cmd_watch)
     wt.add_argument("--symbol", required=True, metavar="SYMBOL", help="perpetual, e.g. BTCUSDT")
-    wt.add_argument("--venue", choices=["binance"], default="binance",
-                    help="venue (default binance; the app, levels and record take all three)")
+    wt.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
+                    help="venue, or all of them summed (default binance)")
     wt.add_argument("--range", choices=list(RANGES), default="24h",
                     help="lookback the model runs over (default 24h)")
     wt.add_argument("--top", type=_positive_int, default=5, metavar="N",
@@ -676,21 +676,20 @@ def cmd_watch(args) -> int:
 
     try:
         settings, params, feed_settings = _settings(args)
-        rest_url, ws_url = _binance_urls(args)
+        urls = _app_urls(args)
     except (ConfigError, ValueError) as e:
         return _error(str(e))
-    from .feeds import BannedError, RestError, UnknownSymbolError
+    from .session import ALL, Session
     from .watch import Watch
 
-    args.symbol, args.lookback_ms = args.symbol.upper(), RANGES[args.range]
-    try:
-        watch = Watch(args, params, settings.threshold, rest_url, ws_url, feed_settings)
-        return asyncio.run(watch.run())
-    except (UnknownSymbolError, ValueError) as e:  # an unknown symbol, a malformed URL
-        return _error(str(e))
-    except (BannedError, RestError, OSError, asyncio.TimeoutError) as e:
-        print(f"liqtui: error: {args.venue} at {rest_url}: {e or type(e).__name__}", file=sys.stderr)
-        return 1
+    lookback = RANGES[args.range]
+    if args.venue != ALL:
+        urls = {args.venue: urls[args.venue]}
+    session = Session(urls, view=args.venue, params=params, lookback_ms=lookback,
+                      range_ms=lookback, settings=feed_settings)
+    watch = Watch(session, args.symbol, lookback=args.range, top=args.top,
+                  threshold=settings.threshold, every=args.every, duration=args.duration)
+    return asyncio.run(watch.run())
 
 
 def cmd_levels(args) -> int:

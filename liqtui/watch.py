@@ -1,139 +1,184 @@
-"""``liqtui watch``: the live model for one symbol, headless, as plain lines.
+"""``liqtui watch``: the live model for one symbol, headless, as plain lines: a front end of a
+``Session`` (one venue, or the venues summed with ``--venue all``).
 
-Backfills the lookback over REST, prints the levels, then follows the venue live: feed states,
-realized liquidations (a sample: Binance pushes at most one per symbol per second), a status line
-with the provisional newest column's strongest levels every few seconds, and the levels again
-whenever a closed step arrives and the model is rebuilt. Lines only, no screen control, so it
-works in a pipe, a log file or a tmux pane.
+The session backfills the lookback over REST and follows the venues live; this prints what it
+publishes: the levels once the backfill is in, feed states, realized liquidations (marked as a
+sample where the venue publishes one), the closed steps and the levels again after each
+rebuild, and every few seconds a status line with the provisional newest column's strongest
+levels. Lines only, no screen control, so it works in a pipe, a log file or a tmux pane.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import time
 
-from .feeds import BinanceLive, BinanceRest
-from .feeds.events import FeedStatus, Liquidation, MarkPrice
-from .feeds.series import SymbolSeries
-from .feeds.settings import FeedSettings
 from .report import levels_text, usd, utc
+from .session import VENUES, FeedState
+from .session.events import (Backfilled, MarketData, RealizedLiquidation, StateChanged,
+                             StepsClosed, VenueLeftOut)
 
 
 def _hm(ms: int) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ms / 1000))
 
 
+# states the session passes through that the backfilled line and the model say better
+_QUIET = (FeedState.BACKFILLING,)
+
+
 class Watch:
-    def __init__(self, args, params, threshold: float, rest_url: str, ws_url: str,
-                 settings: FeedSettings | None = None, out=sys.stdout):
-        self.args, self.threshold, self.out = args, threshold, out
-        self.settings = settings or FeedSettings()
-        self.rest_url, self.ws_url = rest_url, ws_url
-        self.series = SymbolSeries(args.symbol, params, args.lookback_ms)
-        self.live: BinanceLive | None = None
-        self.last_mark: MarkPrice | None = None
+    """Prints a session's events for ``symbol``. ``session`` is not started yet: ``run``
+    switches it to the symbol and closes it at the end."""
+
+    def __init__(self, session, symbol: str, *, lookback: str, top: int, threshold: float,
+                 every: float = 10.0, duration: float | None = None, out=sys.stdout):
+        self.session, self.symbol, self.lookback = session, symbol.upper(), lookback
+        self.top, self.threshold, self.every, self.duration = top, threshold, every, duration
+        self.out = out
+        self.last_mark = None             # the newest MarkPrice of the reference venue
+        self.backfilled: set[str] = set()  # venues whose backfill is in
+        self._levels_due: asyncio.TimerHandle | None = None
+
+    @property
+    def many(self) -> bool:
+        return len(self.session.active()) > 1
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
         self.out.flush()
 
+    def _who(self, venue: str) -> str:
+        """The venue's label before a line, when several venues are watched."""
+        return f"{VENUES[venue].label} " if self.many and venue in VENUES else ""
+
     def levels(self) -> None:
-        hm = self.series.heatmap
+        self._levels_due = None
+        f = self.session.feed(self.symbol)
+        hm = f.heatmap if f is not None else None
         if hm is not None:
-            self.say(levels_text(hm, self.series.symbol, self.args.top, self.threshold).rstrip())
+            self.say(levels_text(hm, self.symbol, self.top, self.threshold).rstrip())
 
-    # ------------------------------------------------------------ feed callbacks
+    def _levels_soon(self) -> None:
+        """The levels after a rebuild; with several venues once their steps are all in (each
+        venue closes the same step within a moment of the others)."""
+        if self._levels_due is None:
+            self._levels_due = asyncio.get_running_loop().call_later(
+                0.5 if self.many else 0.0, self.levels)
 
-    def on_status(self, st: FeedStatus) -> None:
-        until = f" until {utc(st.until)}" if st.until else ""
-        self.say(f"{_hm(st.time)} {st.state.value}{until}{' · ' + st.reason if st.reason else ''}")
+    # ------------------------------------------------------------ session events
 
     def on_event(self, ev) -> None:
-        if isinstance(ev, MarkPrice) and ev.symbol == self.series.symbol:
-            self.last_mark = ev
-            self.series.mark(ev)
-        elif isinstance(ev, Liquidation) and ev.symbol == self.series.symbol:
-            self.say(f"{_hm(ev.time)} liquidation: {ev.side} {ev.qty:g} @ {ev.price:,.2f} "
-                     f"({usd(ev.notional)}) (a sample: the venue pushes at most one a second)")
+        if ev.symbol not in (self.symbol, "*"):
+            return
+        who = self._who(ev.venue)
+        if isinstance(ev, StateChanged):
+            if ev.state not in _QUIET:
+                until = f" until {utc(ev.until)}" if ev.until else ""
+                self.say(f"{_hm(ev.time)} {who}{ev.state.value}{until}"
+                         f"{' · ' + ev.reason if ev.reason else ''}")
+        elif isinstance(ev, MarketData):
+            if type(ev.data).__name__ == "MarkPrice" and ev.venue == self._reference():
+                self.last_mark = ev.data
+        elif isinstance(ev, RealizedLiquidation):
+            liq = ev.data
+            sample = "" if ev.complete else " (a sample: the venue pushes at most one a second)"
+            self.say(f"{_hm(liq.time)} {who}liquidation: {liq.side} {liq.qty:g} @ "
+                     f"{liq.price:,.2f} ({usd(liq.notional)}){sample}")
+        elif isinstance(ev, Backfilled) and ev.source == "rest":
+            self.say(f"{who}backfilled {ev.steps} closed steps ({utc(ev.start)} → "
+                     f"{utc(ev.end)}) in {ev.seconds:.1f} s")
+            for w in ev.warnings:
+                self.say(f"warning: {w}")
+            self.backfilled.add(ev.venue)
+            if self.backfilled >= {c.venue.name for c in self.session.active()}:
+                self._levels_soon()
+        elif isinstance(ev, StepsClosed):
+            n, end = ev.added, int(ev.steps["time"][-1]) + ev.steps.interval_ms
+            self.say(f"{_hm(end)} {who}closed step{'s' if n != 1 else ''} up to {utc(end)}: "
+                     f"{n} new, model rebuilt in {ev.rebuild_ms:.0f} ms")
+            for w in ev.warnings:
+                self.say(f"warning: {w}")
+            self._levels_soon()
+        elif isinstance(ev, VenueLeftOut):
+            label = VENUES[ev.venue].label
+            self.say(f"{_hm(ev.time)} {label} back in the sum" if ev.back else
+                     f"{_hm(ev.time)} {label} left out of the sum: {ev.reason}")
 
-    def on_steps(self, steps) -> None:
-        t0 = time.perf_counter()
-        added = self.series.extend(steps)
-        ms = (time.perf_counter() - t0) * 1e3
-        self.say(f"{_hm(self.series.end)} closed step{'s' if added != 1 else ''} up to "
-                 f"{utc(self.series.end)}: {added} new, model rebuilt in {ms:.0f} ms")
-        for w in steps.warnings:
-            self.say(f"warning: {w}")
-        self.levels()
+    def _reference(self) -> str:
+        f = self.session.feed(self.symbol)
+        inc = getattr(f, "included", None)
+        return inc[0] if inc else self.session.active()[0].venue.name
 
     def status_line(self) -> str:
-        live, sym = self.live, self.series.symbol
-        forming = live.bars.forming(sym) if live else None
-        oi = live.last_oi.get(sym) if live else None
-        prov = self.series.provisional(forming, oi)
+        f = self.session.feed(self.symbol)
         # stamped in exchange time like every other line (the newest mark's), not the local clock
         now = self.last_mark.time if self.last_mark is not None else int(time.time() * 1000)
-        parts = [f"{_hm(now)} {live.state.value if live and live.state else '…'}"]
-        if forming is not None:
-            parts.append(f"{sym} {forming.close:,.2f}")
+        state = f.state if f is not None else None
+        parts = [f"{_hm(now)} {state.value if state else '…'}"]
+        price = f.price() if f is not None else None
+        if price is not None:
+            parts.append(f"{self.symbol} {price:,.2f}")
         if self.last_mark is not None:
             age = time.time() - self.last_mark.time / 1000
             parts.append(f"mark {self.last_mark.price:,.2f} (data age {max(age, 0):.1f} s)")
+        oi = f.open_interest() if f is not None else None
         if oi is not None:
             parts.append(f"OI {oi.base:,.1f}")
-        if prov is not None:
-            hm = self.series.heatmap
-            ref = forming.close
+        hm = f.heatmap if f is not None else None
+        prov = f.provisional() if hm is not None else None
+        if prov is not None and price:
             top = []
-            for side, sign in (("long", -1), ("short", 1)):
-                col = prov.state[:, 0 if side == "long" else 1].sum(axis=0) * hm.prices
-                col = col * (hm.params.side_mask[0 if side == "long" else 1])
+            for i, side in enumerate(("long", "short")):
+                col = prov.state[:, i].sum(axis=0) * hm.prices * hm.params.side_mask[i]
                 if col.any():
-                    i = int(col.argmax())
-                    top.append(f"{side} {hm.prices[i]:,.0f} {usd(col[i])} "
-                               f"{(hm.prices[i] / ref - 1) * 100:+.1f}%")
+                    k = int(col.argmax())
+                    top.append(f"{side} {hm.prices[k]:,.0f} {usd(col[k])} "
+                               f"{(hm.prices[k] / price - 1) * 100:+.1f}%")
             if top:
                 parts.append("provisional peak bins: " + " | ".join(top))
         return " · ".join(parts)
 
     # ------------------------------------------------------------ run
 
-    async def run(self) -> int:
-        args = self.args
-        self.say(f"liqtui watch: {args.symbol} · Binance USDⓈ-M · lookback {args.range} · "
-                 f"REST {self.rest_url} · WS {self.ws_url}")
-        t0 = time.perf_counter()
-        rest = BinanceRest(self.rest_url, settings=self.settings)
-        try:
-            info = await rest.symbol(args.symbol)
-            bf = await rest.backfill(info.symbol, lookback_ms=args.lookback_ms)
-        finally:
-            await rest.close()
-        self.series.symbol = info.symbol
-        if info.tick_size and self.series.params.bin_width is None and self.series.params.tick_size is None:
-            self.series.params = self.series.params.replace(tick_size=info.tick_size)
-        for w in bf.warnings:
-            self.say(f"warning: {w}")
-        self.series.extend(bf)
-        self.say(f"backfilled {len(bf['time'])} closed steps ({utc(bf.start)} → {utc(bf.end)}) "
-                 f"in {time.perf_counter() - t0:.1f} s")
-        self.levels()
+    def banner(self) -> str:
+        cs = self.session.active()
+        where = " · ".join(f"{c.venue.label + ' ' if self.many else ''}REST {c.rest_url} · "
+                           f"WS {c.ws_url}" for c in cs)
+        what = self.session.label(self.symbol) if self.many else \
+            f"{cs[0].venue.label} {cs[0].venue.market}"
+        return f"liqtui watch: {self.symbol} · {what} · lookback {self.lookback} · {where}"
 
-        self.live = BinanceLive(self.ws_url, [info.symbol], rest_url=self.rest_url,
-                                settings=self.settings, on_event=self.on_event, on_status=self.on_status,
-                                on_steps=self.on_steps)
-        self.live.steps_from(info.symbol, bf.end)
+    async def run(self) -> int:
+        """Follow until SIGINT/SIGTERM or ``duration``; 2 if no venue lists the symbol."""
+        s = self.session
+        log = logging.getLogger("liqtui")
+        if not log.handlers:  # these lines are the output; the session's log has no place here
+            log.addHandler(logging.NullHandler())
+        unlisted = await s.unlisted(self.symbol)
+        if len(unlisted) == len(s.active()):
+            for reason in dict.fromkeys(unlisted.values()):
+                self.out.flush()
+                print(f"liqtui: error: {reason}", file=sys.stderr)
+            return 2
+        for venue, reason in unlisted.items():
+            self.say(f"{VENUES[venue].label}: {reason}; watching without it")
+            s.leave_out(venue)
+        self.say(self.banner())
+        sub = s.subscribe(self.on_event)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runner = asyncio.create_task(self.live.run())
-        deadline = None if args.duration is None else time.monotonic() + args.duration
+        s.switch(self.symbol)
+        deadline = None if self.duration is None else time.monotonic() + self.duration
         try:
             while not stop.is_set():
-                wait = args.every if deadline is None else min(args.every, deadline - time.monotonic())
+                wait = self.every if deadline is None else \
+                    min(self.every, deadline - time.monotonic())
                 try:
                     await asyncio.wait_for(stop.wait(), max(wait, 0))
                 except asyncio.TimeoutError:
@@ -144,9 +189,13 @@ class Watch:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
-            await self.live.stop()
-            await asyncio.gather(runner, return_exceptions=True)
-        c = self.live.counters
+            counters = s.counters(self.symbol)
+            await s.close()
+            sub.close()
+            if self._levels_due is not None:
+                self._levels_due.cancel()
+        c = {k: counters.get(k, 0) for k in ("frames", "events", "malformed", "reconnects",
+                                             "step_fetches")}
         self.say(f"stopped · frames {c['frames']:,} · events {c['events']:,} · malformed "
                  f"{c['malformed']} · reconnects {c['reconnects']} · closed-step fetches "
                  f"{c['step_fetches']}")

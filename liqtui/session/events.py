@@ -37,6 +37,7 @@ class Backfilled(SessionEvent):
     seconds: float
     source: str = "rest"       # "rest", "store", "older" (the rest of the lookback)
     warnings: tuple[str, ...] = ()
+    data: object = None        # the steps themselves (``Steps``), for the store's writer
 
 
 @dataclass(frozen=True)

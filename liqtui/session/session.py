@@ -55,6 +55,12 @@ class Session:
         self.demo = None           # a ``Demo`` once ``start_demo`` ran
         self.current: str | None = None
         self._ticker: asyncio.Task | None = None
+        self.writer = None         # the store's writer (a subscriber), with a store and no replay
+        if kw.get("store") is not None and kw.get("replay") is None:
+            from .store import KIND_EVENTS, StoreWriter
+
+            self.writer = StoreWriter(kw["store"])
+            self.subscribe(self.writer, *KIND_EVENTS)
 
     # ---- subscribers
     def subscribe(self, fn, *kinds):
@@ -140,6 +146,22 @@ class Session:
                 venue = "" if self.view == ALL else self.view
                 self.bus.publish(ProvisionalColumn(self.clock(), f.symbol, venue, hm.prices,
                                                    prov.column))
+
+    async def unlisted(self, symbol: str, timeout: float = 5.0) -> dict[str, str]:
+        """Ask each venue of the view once, briefly, whether it lists ``symbol``: venue →
+        the reason, for those that do not. A venue that cannot be reached (slow, limiting,
+        down) is not a verdict: it is not in the answer, and its feed will show its state."""
+        return dict(r for r in await asyncio.gather(
+            *(c.unlisted(symbol, timeout) for c in self.active())) if r)
+
+    def leave_out(self, venue: str) -> None:
+        """Run without ``venue`` (it does not list the asset): the view sums the others."""
+        if self.view == venue or len(self.venues) == 1:
+            raise ValueError(f"{venue} is the view's only venue")
+        del self.venues[venue]
+        self._sums.clear()
+        if len(self.venues) == 1:
+            self.view = next(iter(self.venues))
 
     # ---- the VenueAssets interface, for every venue at once
     @property

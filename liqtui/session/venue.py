@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 
@@ -98,6 +99,24 @@ class VenueAssets:
         except Exception as e:  # noqa: BLE001 - a failure is a note, not a crash
             self.note("*", f"symbol list unavailable: {e}", logging.WARNING)
         return self.symbols
+
+    async def unlisted(self, symbol: str, timeout: float = 5.0) -> tuple[str, str] | None:
+        """(venue, reason) if the venue says it does not list ``symbol``; None if it does or
+        cannot say now (unreachable, slow, limiting: the feed state will show that)."""
+        quick = replace(self.settings, rest_retries=0, rest_timeout_s=min(3.0, timeout))
+
+        async def ask() -> None:
+            async with self.venue.rest_class()(self.rest_url, settings=quick) as rest:
+                await rest.exchange_info(max_wait=1.0)
+                await rest.symbol(symbol)
+
+        try:
+            await asyncio.wait_for(ask(), timeout)
+        except UnknownSymbolError as e:
+            return self.venue.name, str(e)
+        except Exception:  # noqa: BLE001 - not a verdict
+            return None
+        return None
 
     def _new_rest(self):
         return self.venue.rest_class()(self.rest_url, settings=self.settings)
@@ -218,7 +237,6 @@ class VenueAssets:
             for w in bf.warnings:
                 self.note(f.symbol, f"warning: {w}", logging.WARNING)
             if len(bf["time"]):
-                self._keep(bf)
                 if stored:
                     await self._extend_threaded(f, bf)
                 else:
@@ -229,7 +247,7 @@ class VenueAssets:
             self.note(f.symbol, f"backfilled {len(bf['time'])} steps in {took:.1f} s")
             self.bus.publish(Backfilled(self.clock(), f.symbol, self.venue.name,
                                         len(bf["time"]), bf.start, bf.end, took, "rest",
-                                        tuple(bf.warnings)))
+                                        tuple(bf.warnings), bf))
             start = bf.end - self.lookback_ms
             first = int(f.series.steps["time"][0]) if f.series.steps is not None else bf.start
             if first > start + f.series.step_ms:
@@ -271,11 +289,6 @@ class VenueAssets:
             self.bus.publish(Backfilled(self.clock(), sym, self.venue.name, n, int(t[0]),
                                         f.series.end, time.perf_counter() - t0, "store"))
         return n
-
-    def _keep(self, steps) -> None:
-        """Closed steps from the venue into the store (written off the event loop)."""
-        if self.store is not None and self.replay is None and len(steps["time"]):
-            self.store.add_steps(self.venue.name, steps.symbol, steps, steps.interval_ms)
 
     # ------------------------------------------------------------------ replay
 
@@ -330,7 +343,6 @@ class VenueAssets:
             rest = self._new_rest()
             try:
                 older = await rest.backfill(f.symbol, start, end, progress=progress)
-                self._keep(older)
                 for w in older.warnings:
                     self.note(f.symbol, f"warning: {w}", logging.WARNING)
                 if len(older["time"]):
@@ -341,7 +353,7 @@ class VenueAssets:
                                     f"in {took:.1f} s")
                 self.bus.publish(Backfilled(self.clock(), f.symbol, self.venue.name,
                                             len(older["time"]), start, end, took, "older",
-                                            tuple(older.warnings)))
+                                            tuple(older.warnings), older))
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - RestError, or a bug of ours: a state
@@ -375,14 +387,11 @@ class VenueAssets:
             self.note(sym, f"{st.state.value}{' · ' + st.reason if st.reason else ''}",
                       logging.WARNING if st.state in _WARN else logging.INFO)
 
-        store = self.store if self.replay is None else None  # a replay writes nothing
         bus, name, complete = self.bus, self.venue.name, self.venue.liquidations_complete
 
         def on_event(ev) -> None:
             if getattr(ev, "symbol", None) != sym:
                 return
-            if store is not None:
-                store.add_event(ev)
             if isinstance(ev, Trade):
                 f.last_price = ev.price
             elif isinstance(ev, MarkPrice):
@@ -399,8 +408,6 @@ class VenueAssets:
 
         def on_steps(steps) -> None:
             t0 = time.perf_counter()
-            if store is not None:
-                self._keep(steps)
             added = f.series.extend(steps)
             ms = (time.perf_counter() - t0) * 1e3
             self._changed(f)
