@@ -405,7 +405,7 @@ def cmd_app(args) -> int:
         from .ui.keys import keymap
 
         keys = keymap(settings.keys)
-    except ConfigError as e:
+    except ValueError as e:  # KeymapError
         return _error(str(e))
 
     logger = logging.getLogger("liqtui")

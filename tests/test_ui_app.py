@@ -19,7 +19,7 @@ from helpers import header, pilot_until  # noqa: E402
 from liqtui.config import ConfigError  # noqa: E402
 from liqtui.feeds.settings import FeedSettings  # noqa: E402
 from liqtui.ui.app import AppOptions, LiqApp  # noqa: E402
-from liqtui.ui.keys import KEYS, keymap, normalize_key  # noqa: E402
+from liqtui.ui.keys import KEYS, KeymapError, keymap, normalize_key  # noqa: E402
 
 SIZE = (120, 40)
 WATCH = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -228,7 +228,7 @@ def test_every_binding_has_a_unique_id():
     ({"next_asset": ("hyperdrive+n", "config x: [keys] next_asset")}, "is not a key"),
 ])
 def test_bad_keymap_names_the_value(table, expect):
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(KeymapError) as e:
         keymap(table)
     assert expect in str(e.value) and str(e.value).startswith("config x: [keys]")
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from ..config import ConfigError
+
+class KeymapError(ValueError):
+    """A bad ``[keys]`` entry: the message names where it came from, the value and what is
+    accepted (the CLI exits 2 with it, like any bad setting)."""
 
 
 @dataclass(frozen=True)
@@ -92,18 +95,18 @@ def normalize_key(text: str) -> str:
 
 def keymap(config_keys: dict) -> dict[str, str]:
     """``{binding id: (keys, where)}`` from the config → ``{binding id: "k1,k2"}``; a bad id
-    or key raises ConfigError naming it and what is accepted."""
+    or key raises KeymapError naming it and what is accepted."""
     out: dict[str, str] = {}
     for bid, (raw, where) in config_keys.items():
         if bid not in IDS:
             close = difflib.get_close_matches(bid, IDS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{where}: unknown binding id {bid!r}{hint}; "
+            raise KeymapError(f"{where}: unknown binding id {bid!r}{hint}; "
                               f"accepted: {', '.join(IDS)}")
         try:
             out[bid] = ",".join(normalize_key(k) for k in str(raw).split(","))
         except ValueError as e:
-            raise ConfigError(f"{where} is {raw!r}: {e}; expected a key such as \"n\", "
+            raise KeymapError(f"{where} is {raw!r}: {e}; expected a key such as \"n\", "
                               f"\"ctrl+n\", \"f2\" or several: \"n,f2\"") from None
     return out
 
