@@ -131,6 +131,10 @@ async def test_a_failing_venue_is_left_out_with_a_note(market):
             assert venue_part(app) == "Binance"  # what the sum includes
             events = " ".join(e.text for e in app.session.events)
             assert "Bybit left out of the sum" in events and "OKX left out of the sum" in events
+            # the app heard it from the session's events too: a notification per venue
+            told = [n.message for n in app._notifications]
+            assert any(m.startswith("Bybit left out of the sum") for m in told), told
+            assert any(m.startswith("OKX left out of the sum") for m in told), told
             assert app.is_running
             # the feed events view lists them, with each venue's own errors
             await pilot.press("e")

@@ -26,6 +26,7 @@ from ..model import ModelParams
 from ..model.venues import VenueHeatmap
 from ..report import price_decimals, usd, utc
 from ..session import ALL, VENUES, WAITING, FeedSettings, Session, VenueSum
+from ..session.events import StateChanged, VenueLeftOut
 from . import keys as keyspec
 from .header import HeaderBar, HeaderInfo
 from .heatmap import HeatmapView
@@ -220,6 +221,9 @@ class LiqApp(App):
         self.view.can_focus = False  # the cursor keys are the screen's (ids in keys.py)
         self.main.set_focus(None)
         self.set_interval(self.options.refresh_s, self._refresh)
+        # what the redraw loop's poll cannot say: a venue left out of the sum or back (a
+        # notification), a state change of the asset on screen (its header at once)
+        self.session.subscribe(self._on_session_event, StateChanged, VenueLeftOut)
         # until the first heatmap, look for it at 100 Hz: the first paint should not wait for
         # the next tick of the 4 Hz redraw loop (a poll is a dict lookup; the progress
         # meanwhile is the redraw loop's)
@@ -308,6 +312,17 @@ class LiqApp(App):
         title.set_class(short, "-hidden")
 
     # ------------------------------------------------------------------ the redraw loop
+
+    def _on_session_event(self, ev) -> None:
+        if ev.symbol != self.symbol:
+            return
+        if isinstance(ev, VenueLeftOut):
+            label = VENUES[ev.venue].label
+            self.notify(f"{label} back in the sum" if ev.back else
+                        f"{label} left out of the sum: {ev.reason}",
+                        severity="information" if ev.back else "warning")
+        elif ev.venue == self.session.view or self.session.view == ALL:
+            self.call_later(self._refresh)
 
     def _refresh(self) -> None:
         try:
