@@ -1,151 +1,60 @@
-"""``liqtui record``: capture many symbols of one or more venues into the store, headless.
+"""``liqtui record``: capture many symbols of one or more venues into the store, headless: a
+front end of a ``Session`` whose captures (``liqtui.session.capture``, one live feed per venue)
+publish what they see, and whose store writer keeps it.
 
-Per venue, the live feed starts first (liquidations, marks and open interest are captured from
-the first second: nobody can send them again), then each symbol's missing closed steps are
-backfilled over REST, from the newest stored step (or ``--backfill`` ago for a symbol new to
-the store) up to now, and the live feed delivers the closed steps from there on. A backfill
-that fails is handed to the live feed's step poller, which retries it at every step: nothing
-is skipped. Feed states are printed as plain lines, like ``liqtui watch``; on exit (Ctrl-C,
-SIGTERM, ``--duration``) the store is flushed and what was captured is reported per venue and
-symbol.
+Feed states are printed as plain lines, like ``liqtui watch``; every ``every`` seconds a
+status line; on exit (Ctrl-C, SIGTERM, ``--duration``) the store is flushed and what was
+captured is reported per venue and symbol.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 
-import aiohttp
-
-from .feeds.events import FeedStatus, Liquidation, MarkPrice, OpenInterest
-from .feeds.rest import RestError
-from .report import utc
-from .store import Store
-
-KINDS = {MarkPrice: "marks", OpenInterest: "open_interest", Liquidation: "liquidations"}
-
-
-def _hm(ms: int) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(ms / 1000))
-
-
-@dataclass
-class Target:
-    """One venue to record: its clients, URLs and symbols."""
-    venue: str
-    rest_cls: type
-    live_cls: type
-    rest_url: str
-    ws_url: str
-    symbols: list[str]
-    ticks: dict[str, float] = field(default_factory=dict)  # symbol -> tick size, once known
-    live: object = None
-    counts: dict[str, Counter] = field(default_factory=dict)  # symbol -> kind -> n
+from .session.events import Note, StateChanged
+from .units import hms, utc
 
 
 class Recorder:
-    def __init__(self, store: Store, targets: list[Target], *, settings, backfill_ms: int,
-                 every: float = 60.0, duration: float | None = None, step_ms: int = 300_000,
-                 out=sys.stdout):
-        self.store, self.targets, self.settings = store, targets, settings
+    """Records ``symbols`` ({venue name: [symbol, …]}) through ``session`` into ``store``."""
+
+    def __init__(self, session, store, symbols: dict[str, list[str]], *, backfill_ms: int,
+                 every: float = 60.0, duration: float | None = None, out=sys.stdout):
+        self.session, self.store, self.symbols = session, store, symbols
         self.backfill_ms, self.every, self.duration = backfill_ms, every, duration
-        self.step_ms, self.out = step_ms, out
+        self.out = out
         self.stop = asyncio.Event()
-        for t in targets:
-            t.counts = {s: Counter() for s in t.symbols}
+        self.captures: dict = {}
+        self.writer = None
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
         self.out.flush()
 
-    # ------------------------------------------------------------ callbacks (event loop)
+    def on_event(self, ev) -> None:
+        if isinstance(ev, StateChanged):
+            until = f" until {utc(ev.until)}" if ev.until else ""
+            self.say(f"{hms(ev.time)} {ev.venue} {ev.state.value}{until}"
+                     f"{' · ' + ev.reason if ev.reason else ''}")
+        elif isinstance(ev, Note):
+            self.say(f"{ev.venue} {ev.symbol}: {ev.text}")
 
-    def _callbacks(self, t: Target):
-        store, counts, venue = self.store, t.counts, t.venue
-
-        def on_event(ev) -> None:
-            kind = KINDS.get(ev.__class__)
-            if kind is not None and ev.symbol in counts:
-                store.add_event(ev)
-                counts[ev.symbol][kind] += 1
-
-        def on_steps(bf) -> None:
-            n = store.add_steps(venue, bf.symbol, bf, bf.interval_ms)
-            if bf.symbol in counts:
-                counts[bf.symbol]["steps"] += n
-
-        def on_status(st: FeedStatus) -> None:
-            until = f" until {utc(st.until)}" if st.until else ""
-            self.say(f"{_hm(st.time)} {venue} {st.state.value}{until}"
-                     f"{' · ' + st.reason if st.reason else ''}")
-
-        return on_event, on_steps, on_status
-
-    # ------------------------------------------------------------ one venue
-
-    async def _venue(self, t: Target) -> None:
-        on_event, on_steps, on_status = self._callbacks(t)
-        # one session and one REST client (one rate limiter) for the backfill and the live
-        # feed's polls; the session is ours, so whichever starts first, it is closed once
-        session = aiohttp.ClientSession(trust_env=True)
-        rest = t.rest_cls(t.rest_url, session=session, settings=self.settings)
-        t.live = t.live_cls(t.ws_url, t.symbols, rest=rest, session=session,
-                            settings=self.settings, on_event=on_event, on_status=on_status,
-                            on_steps=on_steps)
-        runner = asyncio.create_task(t.live.run(), name=f"live-{t.venue}")
-        for sym, tick in t.ticks.items():
-            self.store.set_tick_size(t.venue, sym, tick)
-        try:
-            for sym in t.symbols:
-                if self.stop.is_set():
-                    break
-                await self._backfill(t, rest, sym)
-            await runner
-        finally:
-            await t.live.stop()
-            await asyncio.gather(runner, return_exceptions=True)
-            await session.close()
-
-    async def _backfill(self, t: Target, rest, sym: str) -> None:
-        last = self.store.last_step(t.venue, sym, self.step_ms)
-        start = None if last is None else last + self.step_ms
-        t0 = time.perf_counter()
-        try:
-            if start is None:
-                bf = await rest.backfill(sym, lookback_ms=self.backfill_ms,
-                                         interval_ms=self.step_ms)
-            else:
-                bf = await rest.backfill(sym, start, interval_ms=self.step_ms)
-        except (RestError, OSError, asyncio.TimeoutError, ValueError) as e:
-            # the live feed's step poller fetches from here at every step until it succeeds
-            t.live.steps_from(sym, start if start is not None else
-                              (int(time.time() * 1000) - self.backfill_ms) // self.step_ms
-                              * self.step_ms)
-            self.say(f"{t.venue} {sym}: backfill failed ({e or type(e).__name__}); the live "
-                     "feed retries it")
-            return
-        for w in bf.warnings:
-            self.say(f"{t.venue} {sym}: warning: {w}")
-        n = self.store.add_steps(t.venue, sym, bf, bf.interval_ms)
-        t.counts[sym]["steps"] += n
-        t.live.steps_from(sym, bf.end)
-        gap = "" if start is None else f" (stored up to {utc(start)})"
-        self.say(f"{t.venue} {sym}: backfilled {n} closed steps{gap} → {utc(bf.end)} "
-                 f"in {time.perf_counter() - t0:.1f} s")
-
-    # ------------------------------------------------------------ run
+    def counts(self, venue: str, symbol: str) -> Counter:
+        return self.writer.counts.get((venue, symbol), Counter())
 
     def status_line(self) -> str:
-        parts = [_hm(int(time.time() * 1000))]
-        for t in self.targets:
-            total = sum(t.counts.values(), Counter())
-            state = t.live.state.value if t.live is not None and t.live.state else "…"
-            frames = t.live.counters.get("frames", 0) if t.live is not None else 0
-            parts.append(f"{t.venue} {state} · {len(t.symbols)} symbols · frames {frames:,} · "
+        parts = [hms(int(time.time() * 1000))]
+        for venue, cap in self.captures.items():
+            live = cap.live
+            total = sum((self.counts(venue, s) for s in cap.symbols), Counter())
+            state = live.state.value if live is not None and live.state else "…"
+            frames = live.counters.get("frames", 0) if live is not None else 0
+            parts.append(f"{venue} {state} · {len(cap.symbols)} symbols · frames {frames:,} · "
                          f"steps {total['steps']:,} · OI {total['open_interest']:,} · marks "
                          f"{total['marks']:,} · liquidations {total['liquidations']:,}")
         parts.append(f"store {self.store.written:,} rows written")
@@ -154,13 +63,25 @@ class Recorder:
         return " · ".join(parts)
 
     async def run(self) -> int:
+        from .session.store import KIND_EVENTS, StoreWriter
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop.set)
-        names = ", ".join(f"{t.venue} ({len(t.symbols)} symbols)" for t in self.targets)
+        log = logging.getLogger("liqtui")
+        if not log.handlers:  # these lines are the output
+            log.addHandler(logging.NullHandler())
+        s = self.session
+        self.writer = StoreWriter(self.store, {x for xs in self.symbols.values() for x in xs})
+        s.subscribe(self.writer, *KIND_EVENTS)
+        s.subscribe(self.on_event, StateChanged, Note)
+        self.captures = {v: s.capture(v, syms, backfill_ms=self.backfill_ms,
+                                      last_step=self.store.last_step)
+                         for v, syms in self.symbols.items()}
+        names = ", ".join(f"{v} ({len(syms)} symbols)" for v, syms in self.symbols.items())
         self.say(f"liqtui record: {names} → {self.store.path}")
-        tasks = [asyncio.create_task(self._venue(t), name=f"record-{t.venue}")
-                 for t in self.targets]
+        tasks = [asyncio.create_task(c.run(self.stop), name=f"record-{v}")
+                 for v, c in self.captures.items()]
         deadline = None if self.duration is None else time.monotonic() + self.duration
         try:
             while not self.stop.is_set() and not all(x.done() for x in tasks):
@@ -176,24 +97,25 @@ class Recorder:
                     self.say(self.status_line())
         finally:
             self.stop.set()
-            for t in self.targets:
-                if t.live is not None:
-                    await t.live.stop()
+            for c in self.captures.values():
+                await c.stop()
             done, pending = await asyncio.wait(tasks, timeout=10)
             for x in pending:
                 x.cancel()
-            for t, res in zip(self.targets, await asyncio.gather(*tasks, return_exceptions=True)):
+            for v, res in zip(self.captures, await asyncio.gather(*tasks,
+                                                                  return_exceptions=True)):
                 if isinstance(res, Exception):  # a bug of ours: say so, keep what was captured
-                    self.say(f"{t.venue}: recording failed: {type(res).__name__}: {res}")
+                    self.say(f"{v}: recording failed: {type(res).__name__}: {res}")
             flushed = await asyncio.to_thread(self.store.flush)
         self.say(self.report(flushed))
         return 0
 
     def report(self, flushed: bool) -> str:
         rows = [("venue", "symbol", "steps", "open interest", "marks", "liquidations")]
-        for t in self.targets:
-            for sym, c in t.counts.items():
-                rows.append((t.venue, sym, f"{c['steps']:,}", f"{c['open_interest']:,}",
+        for v, syms in self.symbols.items():
+            for sym in syms:
+                c = self.counts(v, sym)
+                rows.append((v, sym, f"{c['steps']:,}", f"{c['open_interest']:,}",
                              f"{c['marks']:,}", f"{c['liquidations']:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [f"stopped · captured this run, {'flushed to' if flushed else 'NOT all written to'}"
@@ -204,28 +126,29 @@ class Recorder:
         return "\n".join(lines)
 
 
-async def validate(targets: list[Target], settings, out=sys.stdout) -> list[str]:
-    """Drop symbols a venue does not list (a line says so); returns the symbols no venue
-    lists. A venue that cannot be asked now keeps the symbols as given (its live feed checks
-    them again when it can)."""
-    listed_somewhere: set[str] = set()
-    asked = {s for t in targets for s in t.symbols}
-    for t in targets:
-        rest = t.rest_cls(t.rest_url, settings=settings)
-        try:
-            known = await rest.exchange_info()
-        except (RestError, OSError, asyncio.TimeoutError) as e:
-            out.write(f"{t.venue}: symbol list unavailable ({e or type(e).__name__}); "
-                      "recording the symbols as given\n")
-            listed_somewhere.update(t.symbols)
-            continue
-        finally:
-            await rest.close()
-        t.ticks = {s: getattr(known[s], "tick_size", None) for s in t.symbols if s in known}
-        missing = [s for s in t.symbols if s not in known]
-        if missing and len(targets) > 1:
-            out.write(f"{t.venue}: does not list {', '.join(missing)}; not recorded there\n")
-        t.symbols = [s for s in t.symbols if s in known]
-        listed_somewhere.update(t.symbols)
-    return sorted(asked - listed_somewhere)
+async def validate(session, symbols: list[str], store,
+                   out=sys.stdout) -> tuple[dict, list[str]]:
+    """({venue: [symbols it lists]}, [symbols no venue lists]); a line says what a venue does
+    not list. A venue that cannot be asked now keeps the symbols as given (its live feed
+    checks them again when it can). The tick sizes found go to the store."""
+    from .session.capture import listed
 
+    chosen: dict[str, list[str]] = {}
+    found: set[str] = set()
+    venues = session.venues
+    for name, c in venues.items():
+        known, why = await listed(c.venue, c.rest_url, symbols, c.settings)
+        if known is None:
+            out.write(f"{name}: symbol list unavailable ({why}); recording the symbols as "
+                      "given\n")
+            chosen[name] = list(symbols)
+            found.update(symbols)
+            continue
+        for sym, tick in known.items():
+            store.set_tick_size(name, sym, tick)
+        missing = [s for s in symbols if s not in known]
+        if missing and len(venues) > 1:
+            out.write(f"{name}: does not list {', '.join(missing)}; not recorded there\n")
+        chosen[name] = [s for s in symbols if s in known]
+        found.update(chosen[name])
+    return {v: xs for v, xs in chosen.items() if xs}, sorted(set(symbols) - found)

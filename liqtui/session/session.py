@@ -147,6 +147,15 @@ class Session:
                 self.bus.publish(ProvisionalColumn(self.clock(), f.symbol, venue, hm.prices,
                                                    prov.column))
 
+    def capture(self, venue: str, symbols, **kw):
+        """A ``Capture`` of ``symbols`` on ``venue`` (one live feed, no model) publishing on
+        this session's bus; ``kw``: ``backfill_ms``, ``last_step``. Run it with ``run(stop)``."""
+        from .capture import Capture
+
+        c = self.venues[venue]
+        return Capture(c.venue, c.rest_url, c.ws_url, symbols, settings=c.settings,
+                       bus=self.bus, **kw)
+
     async def unlisted(self, symbol: str, timeout: float = 5.0) -> dict[str, str]:
         """Ask each venue of the view once, briefly, whether it lists ``symbol``: venue →
         the reason, for those that do not. A venue that cannot be reached (slow, limiting,
