@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import Decimal
 
-from .config import format_duration
+from .units import format_duration, usd, utc  # usd, utc: also imported from here
 
 SCHEMA = 1
 NOTE = "Estimates: where leveraged positions were likely opened (LQ-1), not known positions."
@@ -51,18 +50,6 @@ def levels_document(hm, symbol: str, top: int, venues=("binance",)) -> dict:
         ],
         "totals": {k: _num(totals[k], 2) for k in ("long_usd", "short_usd")},
     }
-
-
-def usd(x: float) -> str:
-    """$950, $123.45K, $12.35M, $1.23B."""
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"${x / div:,.2f}{unit}"
-    return f"${x:,.0f}"
-
-
-def utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _model_options(p) -> str:

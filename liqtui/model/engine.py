@@ -28,6 +28,7 @@ import numpy as np
 from .grid import Grid, choose_bin_width, coarser_width
 from .heatmap import Heatmap
 from .params import ModelParams
+from ..units import utc
 
 REQUIRED = (
     "time", "open", "high", "low", "close", "volume",
@@ -203,9 +204,7 @@ def _delta_oi(t, oi, interval, p: ModelParams, warnings: list[str]) -> np.ndarra
 
 
 def _iso(ms) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(int(ms) / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return utc(int(ms))
 
 
 # --------------------------------------------------------------------------- phase 1
