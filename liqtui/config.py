@@ -39,7 +39,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .units import DAY, HOUR, format_duration, parse_duration  # noqa: F401 - re-exported
+from .units import DAY, HOUR, parse_duration
 
 DEFAULT_THRESHOLD = 0.85
 DEFAULT_RETENTION_DAYS = 365.0
