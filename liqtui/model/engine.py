@@ -28,7 +28,7 @@ import numpy as np
 from .grid import Grid, choose_bin_width, coarser_width
 from .heatmap import Heatmap
 from .params import ModelParams
-from ..units import utc
+from ..units import STEP_MS, utc
 
 REQUIRED = (
     "time", "open", "high", "low", "close", "volume",
@@ -137,7 +137,7 @@ def _prepare(bars: Mapping, p: ModelParams) -> dict:
                                     arr["taker_buy_quote_volume"], p.alpha)
 
     diffs = np.diff(t)
-    interval = 300_000  # a lone bar: assume the 5-minute step of the live feed
+    interval = STEP_MS  # a lone bar: assume the 5-minute step of the live feed
     if T > 1:
         vals, counts = np.unique(diffs, return_counts=True)
         interval = int(vals[counts.argmax()])
