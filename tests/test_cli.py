@@ -109,6 +109,36 @@ def test_help_and_version_import_nothing_heavy():
     assert heavy == [f"HEAVY {argv} []" for argv in argvs]
 
 
+def test_venue_urls_are_resolved_in_one_place(monkeypatch):
+    """Flag (the chosen venue's only) > LIQTUI_<VENUE>_*_URL > the registry's default."""
+    from argparse import Namespace
+
+    from liqtui.cli.options import venue_urls
+    from liqtui.feeds.venues import VENUES
+
+    for v in VENUES.values():
+        monkeypatch.delenv(v.env_rest, raising=False)
+        monkeypatch.delenv(v.env_ws, raising=False)
+    first, *others = VENUES
+    for v in others:
+        monkeypatch.setenv(VENUES[v].env_rest, "http://127.0.0.1:1")
+    urls = venue_urls(Namespace(venue=first, rest_url="http://127.0.0.1:2/", ws_url=None), VENUES)
+    assert urls[first] == ("http://127.0.0.1:2", VENUES[first].ws_url)
+    assert all(urls[v] == ("http://127.0.0.1:1", VENUES[v].ws_url) for v in others)
+    with pytest.raises(ValueError, match="--ws-url 'http://x'"):
+        venue_urls(Namespace(venue=first, rest_url=None, ws_url="http://x"), [first])
+
+
+def test_help_names_the_venues_of_the_registry(capsys):
+    from liqtui.feeds.venues import VENUES
+
+    with pytest.raises(SystemExit):
+        main(["levels", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert f"VENUE = {', '.join(v.upper() for v in VENUES)};" in out
+    assert all(v.label in out for v in VENUES.values() if not v.taker_in_candles)
+
+
 def test_python_dash_m_runs_levels(files):
     r = subprocess.run(
         [sys.executable, "-m", "liqtui", *levels(files, "--json", "--top", "3")],
