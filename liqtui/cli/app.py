@@ -9,7 +9,7 @@ from .. import __version__
 from ..config import UI_RANGES, ConfigError, load_settings
 from ..feeds.venues import VENUES
 from ..units import DAY
-from .options import COLOR_SYSTEMS, _error, _flags, _sim_cache, _warn, venue_urls
+from .options import COLOR_SYSTEMS, error, flag_values, sim_cache, venue_urls, warn
 
 APP_EPILOG = """\
 examples:
@@ -46,8 +46,8 @@ def _app_store(args, settings, opts):
         return Store(path, retention_days=settings.retention_days), None
     except StoreError as e:
         if opts.replay is not None:
-            return None, _error(str(e))
-        _warn(f"{e}; running without the store")
+            return None, error(str(e))
+        warn(f"{e}; running without the store")
         return None, None
 def cmd_app(args) -> int:
     """The live heatmap (Textual). Textual is imported only after the colour depth is set."""
@@ -60,12 +60,12 @@ def cmd_app(args) -> int:
     if system is not None:
         os.environ["TEXTUAL_COLOR_SYSTEM"] = system
     try:
-        settings = load_settings(_flags(args), config_path=args.config)
+        settings = load_settings(flag_values(args), config_path=args.config)
     except ConfigError as e:
-        return _error(str(e))
+        return error(str(e))
     symbol = (args.symbol or settings.watchlist[0]).strip().upper()
     if not symbol.isalnum():
-        return _error(f"--symbol {args.symbol!r} is not accepted, expected a symbol like BTCUSDT")
+        return error(f"--symbol {args.symbol!r} is not accepted, expected a symbol like BTCUSDT")
     range_name = settings.values.get("range", "24h")
     lookback = settings.values.get("lookback", 30 * DAY)
     if UI_RANGES[range_name] > lookback:
@@ -73,7 +73,7 @@ def cmd_app(args) -> int:
     try:
         urls = _app_urls(args)
     except ValueError as e:
-        return _error(str(e))
+        return error(str(e))
     rest_url, ws_url = urls["binance"]
     asked = "binance" if args.venue == "all" else args.venue  # the venue to check the symbol with
     try:
@@ -81,7 +81,7 @@ def cmd_app(args) -> int:
 
         keys = keymap(settings.keys)
     except ConfigError as e:
-        return _error(str(e))
+        return error(str(e))
 
     logger = logging.getLogger("liqtui")
     logger.propagate = False  # nothing may print on the terminal the UI owns
@@ -90,7 +90,7 @@ def cmd_app(args) -> int:
         try:
             handler = logging.FileHandler(args.log, encoding="utf-8")
         except OSError as e:
-            return _error(f"--log {args.log}: cannot write ({e.strerror or e})")
+            return error(f"--log {args.log}: cannot write ({e.strerror or e})")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)
@@ -106,18 +106,18 @@ def cmd_app(args) -> int:
             import difflib
 
             near = difflib.get_close_matches(symbol, list(CATALOGUE), n=1)
-            return _error(f"--symbol {symbol}: the simulated exchange does not list it"
+            return error(f"--symbol {symbol}: the simulated exchange does not list it"
                           f"{f' (did you mean {near[0]}?)' if near else ''}; "
                           f"--demo serves {', '.join(sorted(CATALOGUE))}")
         from ..sim.child import start_first
 
-        cache = _sim_cache()
+        cache = sim_cache()
         start, build = start_first(symbol, args.demo_seed, args.demo_days, cache)
     try:
         try:  # the model's settings import numpy: checked after the child has started
             params, feed_settings = settings.model_params(), settings.feed_settings()
         except ConfigError as e:
-            return _error(str(e))
+            return error(str(e))
         first = None
         if build is not None:
             from ..sim.market import Market
@@ -134,7 +134,7 @@ def cmd_app(args) -> int:
             threshold=settings.threshold, rest_url=rest_url, ws_url=ws_url,
             feed_settings=feed_settings, keymap=keys, demo=args.demo,
             demo_history_days=args.demo_days, demo_time_scale=args.demo_speed,
-            demo_seed=args.demo_seed, demo_cache_dir=_sim_cache() if args.demo else None,
+            demo_seed=args.demo_seed, demo_cache_dir=sim_cache() if args.demo else None,
             demo_market=first and first[0], demo_first=first and first[1],
             local_time=args.local_time, started=started, venue=args.venue, venue_urls=urls,
             replay=getattr(args, "replay", None))
@@ -149,7 +149,7 @@ def cmd_app(args) -> int:
 
             unknown = unknown_symbol(asked, urls[asked][0], symbol, feed_settings)
             if unknown:
-                return _error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}"
+                return error(f"{'--symbol' if args.symbol else 'the first [ui] watchlist entry'}"
                               f": {unknown}")
         opts.store, status = _app_store(args, settings, opts)
         if status is not None:

@@ -9,9 +9,9 @@ import sys
 
 from ..config import ConfigError
 from ..feeds.venues import VENUES
-from .options import (DATA_DIR_HELP, RANGES, VENUE_NAMES, _error, _Exit, _open_store_readonly,
-                      _positive_int, _settings, _warn, add_model_args, and_list, env_names,
-                      venue_urls)
+from .options import (DATA_DIR_HELP, RANGES, VENUE_NAMES, Exit, add_model_args, all_settings,
+                      and_list, env_names, error, open_store_readonly, positive_int, venue_urls,
+                      warn)
 
 LEVELS_EPILOG = """\
 Either files or --symbol. Files are Binance's public USDⓈ-M futures dumps from data.binance.vision (.csv, or .zip holding
@@ -63,7 +63,7 @@ def add_parser(sub) -> None:
                           "venue's; env LIQTUI_<VENUE>_REST_URL, VENUE = "
                           f"{env_names()}; with --venue all, only the env)")
     io = lv.add_argument_group("output")
-    io.add_argument("--top", type=_positive_int, default=10, metavar="N",
+    io.add_argument("--top", type=positive_int, default=10, metavar="N",
                     help="number of levels (default 10)")
     io.add_argument("--json", action="store_true", help="print a JSON document (schema 1)")
     io.add_argument("--config", metavar="FILE", help="config file (TOML)")
@@ -88,23 +88,23 @@ def _progress_printer():
 
 def _inputs(args, by_files: bool, every: bool):
     """What the model runs over, from the files, the store, one venue or every venue: see
-    ``liqtui.session.inputs``. Raises InputError (or _Exit, the message printed)."""
+    ``liqtui.session.inputs``. Raises InputError (or Exit, the message printed)."""
     from ..session import inputs
 
     if by_files:
         return inputs.files_input(args.klines, args.metrics)
     if args.source == "store":
-        return inputs.store_input(_open_store_readonly(args), args.venue, args.symbol,
+        return inputs.store_input(open_store_readonly(args), args.venue, args.symbol,
                                   args.range)
     if every and args.rest_url:
-        raise _Exit(_error("--rest-url names one venue's URL; with --venue all set each "
+        raise Exit(error("--rest-url names one venue's URL; with --venue all set each "
                            "venue's in the environment: "
                            + ", ".join(v.env_rest for v in VENUES.values())))
     names = list(VENUES) if every else [args.venue]
     try:
         urls = {name: rest for name, (rest, _) in venue_urls(args, names).items()}
     except ValueError as e:  # a malformed --rest-url or LIQTUI_<VENUE>_REST_URL
-        raise _Exit(_error(str(e))) from None
+        raise Exit(error(str(e))) from None
     progress = _progress_printer() if sys.stderr.isatty() else None
     if every:
         return inputs.all_venues_input(urls, args.symbol, args.range, progress)
@@ -114,25 +114,25 @@ def _inputs(args, by_files: bool, every: bool):
 def cmd_levels(args) -> int:
     by_files = args.klines is not None or args.metrics is not None
     if by_files and args.symbol:
-        return _error("give either --klines/--metrics files or --symbol, not both")
+        return error("give either --klines/--metrics files or --symbol, not both")
     if by_files and not (args.klines and args.metrics):
-        return _error("files need both --klines FILE … and --metrics FILE …")
+        return error("files need both --klines FILE … and --metrics FILE …")
     if not by_files and not args.symbol:
-        return _error("nothing to read: give --symbol SYMBOL (over the network) or "
+        return error("nothing to read: give --symbol SYMBOL (over the network) or "
                       "--klines FILE … --metrics FILE … (data dumps)")
     if by_files and args.venue != "binance":
-        return _error(f"--venue {args.venue}: the dump files are Binance's; --venue needs --symbol")
+        return error(f"--venue {args.venue}: the dump files are Binance's; --venue needs --symbol")
     try:
-        settings, params, _ = _settings(args)  # imports numpy; validates across settings
+        settings, params, _ = all_settings(args)  # imports numpy; validates across settings
     except ConfigError as e:
-        return _error(str(e))
+        return error(str(e))
 
     from ..model import build_heatmap
     from ..report import add_venues, levels_document, levels_text, venue_title, venues_text
     from ..session.inputs import InputError
 
     if args.venue == "all" and args.source == "store":
-        return _error("--venue all reads the venues over the network; with --source store "
+        return error("--venue all reads the venues over the network; with --source store "
                       "name one venue")
     every = args.venue == "all" and not by_files
     try:
@@ -141,7 +141,7 @@ def cmd_levels(args) -> int:
             symbol, warnings = args.symbol.upper(), []
         else:
             bars, symbol, warnings, tick = _inputs(args, by_files, every)
-    except _Exit as e:
+    except Exit as e:
         return e.status
     except InputError as e:
         for line in e.lines:
@@ -157,10 +157,10 @@ def cmd_levels(args) -> int:
         else:
             hm = build_heatmap({k: bars[k] for k in bars}, params)
     except ValueError as e:  # e.g. an explicit bin width too fine for the price range
-        return _error(f"{settings.sources.get('bin_width', 'settings')}: {e}"
+        return error(f"{settings.sources.get('bin_width', 'settings')}: {e}"
                       if params.bin_width else str(e))
     for w in warnings + list(hm.warnings):
-        _warn(w)
+        warn(w)
 
     venues = hm.venues if every else (args.venue,)
     if args.json:

@@ -20,16 +20,16 @@ DATA_DIR_HELP = "store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA
 # ---------------------------------------------------------------- stopping with a message
 
 
-def _error(msg: str) -> int:
+def error(msg: str) -> int:
     print(f"liqtui: error: {msg}", file=sys.stderr)
     return 2
 
 
-def _warn(msg: str) -> None:
+def warn(msg: str) -> None:
     print(f"liqtui: warning: {msg}", file=sys.stderr)
 
 
-class _Exit(Exception):
+class Exit(Exception):
     """Stop a command with this exit status (the message is already printed)."""
 
     def __init__(self, status: int):
@@ -39,7 +39,7 @@ class _Exit(Exception):
 # ---------------------------------------------------------------- validators (argparse types)
 
 
-def _positive_int(s: str) -> int:
+def positive_int(s: str) -> int:
     try:
         n = int(s)
     except ValueError:
@@ -49,13 +49,13 @@ def _positive_int(s: str) -> int:
     return n
 
 
-def _port(s: str) -> int:
+def port_number(s: str) -> int:
     if not s.isdigit() or int(s) > 65535:
         raise argparse.ArgumentTypeError(f"{s!r} is not accepted, expected a port 0–65535")
     return int(s)
 
 
-def _positive_float(s: str) -> float:
+def positive_float(s: str) -> float:
     try:
         x = float(s)
     except ValueError:
@@ -65,7 +65,7 @@ def _positive_float(s: str) -> float:
     return x
 
 
-def _symbols(s: str) -> tuple[str, ...]:
+def symbol_list(s: str) -> tuple[str, ...]:
     out = tuple(x.strip().upper() for x in s.split(",") if x.strip())
     bad = [x for x in out if not x.isalnum()]
     if not out or bad:
@@ -74,7 +74,7 @@ def _symbols(s: str) -> tuple[str, ...]:
     return out
 
 
-def _parse_time(text: str, what: str) -> int:
+def parse_time(text: str, what: str) -> int:
     """UTC ISO date/time or ms since the epoch -> ms; ValueError naming the value."""
     from datetime import datetime, timezone
 
@@ -91,7 +91,7 @@ def _parse_time(text: str, what: str) -> int:
     return int(t.timestamp() * 1000)
 
 
-def _duration_between(text: str, lo_ms: int, hi_ms: int) -> int | None:
+def duration_between(text: str, lo_ms: int, hi_ms: int) -> int | None:
     """``text`` as a duration in ms if it parses and lies in [lo_ms, hi_ms], else None."""
     from ..units import parse_duration
 
@@ -147,10 +147,10 @@ def add_app_args(p) -> None:
     a.add_argument("--ws-url", metavar="URL",
                    help="WebSocket base URL of --venue (env LIQTUI_<VENUE>_WS_URL for each venue)")
     a.add_argument("--config", metavar="FILE", help="config file (TOML)")
-    a.add_argument("--demo-days", type=_positive_float, default=1.5, metavar="D",
+    a.add_argument("--demo-days", type=positive_float, default=1.5, metavar="D",
                    help="--demo: days of simulated history (default 1.5: the 24h view and "
                         "half a day before it)")
-    a.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="X",
+    a.add_argument("--demo-speed", type=positive_float, default=1.0, metavar="X",
                    help="--demo: simulated seconds per real second (default 1)")
     a.add_argument("--demo-seed", type=int, default=1, metavar="N", help="--demo: market seed")
     add_model_args(p)
@@ -202,16 +202,16 @@ def and_list(words) -> str:
 # ---------------------------------------------------------------- settings, URLs, the store
 
 
-def _flags(args) -> dict:
+def flag_values(args) -> dict:
     """The option values given on the command line, keyed like the config."""
     app = getattr(args, "command", None) is None
     return {k: getattr(args, o.flag[2:].replace("-", "_"), None) for k, o in OPTIONS.items()
             if app or o.table != "ui"}
 
 
-def _settings(args):
+def all_settings(args):
     """(settings, model params, feed settings) from every layer; raises ConfigError."""
-    settings = load_settings(_flags(args), config_path=args.config)
+    settings = load_settings(flag_values(args), config_path=args.config)
     return settings, settings.model_params(), settings.feed_settings()
 
 
@@ -224,17 +224,17 @@ def venue_urls(args, names) -> dict[str, tuple[str, str]]:
     return {name: VENUES[name].urls(*(given if name == chosen else ())) for name in names}
 
 
-def _open_store_readonly(args):
+def open_store_readonly(args):
     from ..store import Store, StoreError
 
     try:
-        settings = load_settings(_flags(args), config_path=args.config)
+        settings = load_settings(flag_values(args), config_path=args.config)
         return Store(settings.store_path(), readonly=True)
     except (ConfigError, StoreError) as e:
-        raise _Exit(_error(str(e))) from None
+        raise Exit(error(str(e))) from None
 
 
-def _sim_cache():
+def sim_cache():
     """The user cache directory for the sim's generated history, or None if unusable."""
     from pathlib import Path
 

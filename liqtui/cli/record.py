@@ -6,8 +6,8 @@ import argparse
 
 from ..config import ConfigError
 from ..units import DAY, STEP_MS
-from .options import (VENUE_NAMES, _duration_between, _error, _positive_float, _settings,
-                      _sim_cache, _symbols, _warn, add_data_dir_args, venue_urls)
+from .options import (VENUE_NAMES, add_data_dir_args, all_settings, duration_between, error,
+                      positive_float, sim_cache, symbol_list, venue_urls, warn)
 
 RECORD_EPILOG = """\
 The store is $XDG_DATA_HOME/liqtui/liqtui.db (~/.local/share/liqtui/liqtui.db); --data-dir,
@@ -34,14 +34,14 @@ def add_parser(sub) -> None:
     rc.set_defaults(handler=cmd_record)
     rc.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
                     help="venue, or all of them (default binance)")
-    rc.add_argument("--symbols", type=_symbols, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
+    rc.add_argument("--symbols", type=symbol_list, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
     rc.add_argument("--symbol-file", metavar="FILE",
                     help="more symbols, one a line (# starts a comment)")
     rc.add_argument("--backfill", default="30d", metavar="DURATION",
                     help="history to fetch for a symbol new to the store, up to 30d (default 30d)")
-    rc.add_argument("--every", type=_positive_float, default=60.0, metavar="S",
+    rc.add_argument("--every", type=positive_float, default=60.0, metavar="S",
                     help="seconds between status lines (default 60)")
-    rc.add_argument("--duration", type=_positive_float, default=None, metavar="S",
+    rc.add_argument("--duration", type=positive_float, default=None, metavar="S",
                     help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
     rc.add_argument("--rest-url", metavar="URL", help="REST base URL (one venue; env "
                     "LIQTUI_<VENUE>_REST_URL)")
@@ -53,9 +53,9 @@ def add_parser(sub) -> None:
                          "LIQTUI_RETENTION, [store] retention)")
     d = rc.add_argument_group("--demo: the simulated exchange, in-process")
     d.add_argument("--demo", action="store_true", help="record from the simulated exchange")
-    d.add_argument("--demo-days", type=_positive_float, default=1.0, metavar="D",
+    d.add_argument("--demo-days", type=positive_float, default=1.0, metavar="D",
                    help="days of simulated history (default 1)")
-    d.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="X",
+    d.add_argument("--demo-speed", type=positive_float, default=1.0, metavar="X",
                    help="simulated seconds per real second (default 1)")
     d.add_argument("--demo-seed", type=int, default=1, metavar="N", help="market seed")
 
@@ -92,29 +92,29 @@ def _record_targets(args, symbols, Target) -> list:
     if missing and not targets:
         raise ValueError(f"--venue {args.venue}: not available in this build of liqtui")
     for name in missing:
-        _warn(f"{name}: not available in this build of liqtui; not recorded")
+        warn(f"{name}: not available in this build of liqtui; not recorded")
     return targets
 
 
 def cmd_record(args) -> int:
     import asyncio
 
-    backfill_ms = _duration_between(args.backfill, STEP_MS, 30 * DAY)
+    backfill_ms = duration_between(args.backfill, STEP_MS, 30 * DAY)
     if backfill_ms is None:
-        return _error(f"--backfill {args.backfill!r} is not accepted, expected a duration from "
+        return error(f"--backfill {args.backfill!r} is not accepted, expected a duration from "
                       "5m to 30d, e.g. 7d")
     try:
-        settings, _, feed_settings = _settings(args)
+        settings, _, feed_settings = all_settings(args)
         symbols = list(args.symbols or ())
         if args.symbol_file:
             symbols += _read_symbol_file(args.symbol_file)
     except (ConfigError, ValueError) as e:  # a bad setting, an unreadable symbol file
-        return _error(str(e))
+        return error(str(e))
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
-        return _error("nothing to record: give --symbols A,B or --symbol-file FILE")
+        return error("nothing to record: give --symbols A,B or --symbol-file FILE")
     if (args.rest_url or args.ws_url) and (args.venue == "all" or args.demo):
-        return _error("--rest-url/--ws-url are one venue's URLs: give --venue NAME (not all), "
+        return error("--rest-url/--ws-url are one venue's URLs: give --venue NAME (not all), "
                       "without --demo")
     from ..record import Recorder, Target, validate
     from ..store import Store, StoreError
@@ -123,32 +123,32 @@ def cmd_record(args) -> int:
     try:
         targets = _record_targets(args, symbols, Target)
     except ValueError as e:
-        return _error(str(e))
+        return error(str(e))
     path = settings.store_path()
     if args.demo and "data_dir" not in settings.values:
         path = path.parent / "demo" / path.name  # simulated data never mixes with captures
     try:
         check_store(path, create=True)  # refuse a bad file before building the demo
     except StoreError as e:
-        return _error(str(e))
+        return error(str(e))
     market = None
     if args.demo:  # built before any thread starts: a cold build forks worker processes
         from ..sim.market import CATALOGUE, Market
 
         unknown = [s for s in symbols if s not in CATALOGUE]
         if unknown:
-            return _error(f"--symbols {','.join(unknown)}: the simulated exchange does not list "
+            return error(f"--symbols {','.join(unknown)}: the simulated exchange does not list "
                           f"{'it' if len(unknown) == 1 else 'them'}; --demo serves "
                           f"{', '.join(sorted(CATALOGUE))}")
         try:
             market = Market(symbols, args.demo_seed, history_days=args.demo_days,
-                            time_scale=args.demo_speed, cache_dir=_sim_cache())
+                            time_scale=args.demo_speed, cache_dir=sim_cache())
         except ValueError as e:
-            return _error(str(e))
+            return error(str(e))
     try:
         store = Store(path, retention_days=settings.retention_days)
     except StoreError as e:
-        return _error(str(e))
+        return error(str(e))
 
     async def main() -> int:
         demo = None
@@ -164,7 +164,7 @@ def cmd_record(args) -> int:
         try:
             unknown = await validate(targets, feed_settings)
             if unknown:
-                return _error(f"--symbols: {', '.join(unknown)}: not listed by "
+                return error(f"--symbols: {', '.join(unknown)}: not listed by "
                               f"{' or '.join(t.venue for t in targets)} (perpetuals only)")
             live = [t for t in targets if t.symbols]
             rec = Recorder(store, live, settings=feed_settings, backfill_ms=backfill_ms,

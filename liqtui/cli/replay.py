@@ -6,8 +6,8 @@ import argparse
 
 from ..config import ConfigError, load_settings
 from .app import cmd_app
-from .options import (_error, _flags, _parse_time, _positive_float, add_data_dir_args,
-                      add_model_args, add_view_args)
+from .options import (add_data_dir_args, add_model_args, add_view_args, error, flag_values,
+                      parse_time, positive_float)
 
 
 def add_parser(sub) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
                     help="where the replay starts (UTC)")
     rp.add_argument("--to", dest="replay_to", required=True, metavar="TIME",
                     help="where it ends (UTC)")
-    rp.add_argument("--speed", type=_positive_float, default=1.0, metavar="N",
+    rp.add_argument("--speed", type=positive_float, default=1.0, metavar="N",
                     help="replayed seconds per real second (default 1; . and , in the app)")
     add_view_args(rp, "displayed range: 12h, 24h, 3d, 7d, 30d",
                   "what the model runs over before the start, up to 30d (default 30d)",
@@ -39,22 +39,22 @@ def cmd_replay(args) -> int:
     from ..ui.controller import ReplaySpec
 
     try:
-        start = _parse_time(args.replay_from, "--from")
-        end = _parse_time(args.replay_to, "--to")
-        settings = load_settings(_flags(args), config_path=args.config)
+        start = parse_time(args.replay_from, "--from")
+        end = parse_time(args.replay_to, "--to")
+        settings = load_settings(flag_values(args), config_path=args.config)
     except (ValueError, ConfigError) as e:
-        return _error(str(e))
+        return error(str(e))
     if end <= start:
-        return _error(f"--to {args.replay_to!r} must be after --from {args.replay_from!r}")
+        return error(f"--to {args.replay_to!r} must be after --from {args.replay_from!r}")
     symbol = args.symbol.strip().upper()
     try:
         with Store(settings.store_path(), readonly=True) as st:
             n = len(st.steps("binance", symbol, start, end)["time"])
             if st.missing or not (n or len(st.marks("binance", symbol, start, end)["time"])):
-                return _error(f"binance {symbol}: nothing stored between {args.replay_from} and "
+                return error(f"binance {symbol}: nothing stored between {args.replay_from} and "
                               f"{args.replay_to} in {st.path}; see liqtui store info")
     except StoreError as e:
-        return _error(str(e))
+        return error(str(e))
     # the app, with the replay as its feed: its options are the app's (no venue, no demo)
     args.command, args.demo, args.watchlist = None, False, symbol
     args.rest_url = args.ws_url = None

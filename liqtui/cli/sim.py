@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..feeds.venues import VENUES
-from .options import _error, _port, _positive_float, _sim_cache, _symbols
+from .options import error, port_number, positive_float, sim_cache, symbol_list
 
 
 def add_parser(sub) -> None:
@@ -25,13 +25,13 @@ def add_parser(sub) -> None:
     )
     sm.set_defaults(handler=cmd_sim)
     sm.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sm.add_argument("--port", type=_port, default=0, help="port (default: any free port)")
+    sm.add_argument("--port", type=port_number, default=0, help="port (default: any free port)")
     sm.add_argument("--seed", type=int, default=1, help="market seed (default 1)")
-    sm.add_argument("--symbols", type=_symbols, default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+    sm.add_argument("--symbols", type=symbol_list, default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
                     metavar="LIST", help="symbols (default BTCUSDT,ETHUSDT,SOLUSDT)")
-    sm.add_argument("--time-scale", type=_positive_float, default=1.0, metavar="X",
+    sm.add_argument("--time-scale", type=positive_float, default=1.0, metavar="X",
                     help="simulated seconds per real second (default 1)")
-    sm.add_argument("--history-days", type=_positive_float, default=31.0, metavar="D",
+    sm.add_argument("--history-days", type=positive_float, default=31.0, metavar="D",
                     help="days of past market to generate (default 31)")
     sm.add_argument("--regime", default="mixed", metavar="NAME", help="market regime (default mixed)")
     sm.add_argument("--faults", default="", metavar="SPEC", help="faults to inject (see below)")
@@ -76,7 +76,7 @@ def cmd_sim(args) -> int:
     try:
         faults = _parse_faults(args.faults)
     except ValueError as e:
-        return _error(str(e))
+        return error(str(e))
     if args.fidelity:
         from ..sim.fidelity import fidelity_report, format_fidelity
 
@@ -87,16 +87,16 @@ def cmd_sim(args) -> int:
 
     try:
         market = Market(args.symbols, args.seed, history_days=args.history_days,
-                        time_scale=args.time_scale, regime=args.regime, cache_dir=_sim_cache())
+                        time_scale=args.time_scale, regime=args.regime, cache_dir=sim_cache())
     except ValueError as e:
-        return _error(str(e))
+        return error(str(e))
 
     async def serve() -> int:
         sx = SimExchange(market, faults)
         try:
             await sx.start(args.host, args.port)
         except OSError as e:
-            return _error(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
+            return error(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

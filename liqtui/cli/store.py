@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .options import _Exit, _open_store_readonly, add_data_dir_args
+from .options import Exit, add_data_dir_args, open_store_readonly
 
 
 def add_parser(sub) -> None:
@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
 
 def cmd_store_info(args) -> int:
     try:
-        store = _open_store_readonly(args)
-    except _Exit as e:
+        store = open_store_readonly(args)
+    except Exit as e:
         return e.status
     with store:
         info = store.info()

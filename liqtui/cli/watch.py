@@ -7,8 +7,8 @@ import sys
 
 from ..config import ConfigError
 from ..feeds.venues import VENUES
-from .options import (RANGES, _error, _positive_float, _positive_int, _settings,
-                      add_feed_timer_args, add_model_args, venue_urls)
+from .options import (RANGES, add_feed_timer_args, add_model_args, all_settings, error,
+                      positive_float, positive_int, venue_urls)
 
 _WATCHED = VENUES["binance"]  # the one venue watch follows today
 
@@ -32,11 +32,11 @@ def add_parser(sub) -> None:
                          "every venue)")
     wt.add_argument("--range", choices=list(RANGES), default="24h",
                     help="lookback the model runs over (default 24h)")
-    wt.add_argument("--top", type=_positive_int, default=5, metavar="N",
+    wt.add_argument("--top", type=positive_int, default=5, metavar="N",
                     help="levels printed at each closed step (default 5)")
-    wt.add_argument("--every", type=_positive_float, default=10.0, metavar="S",
+    wt.add_argument("--every", type=positive_float, default=10.0, metavar="S",
                     help="seconds between status lines (default 10)")
-    wt.add_argument("--duration", type=_positive_float, default=None, metavar="S",
+    wt.add_argument("--duration", type=positive_float, default=None, metavar="S",
                     help="stop after S seconds (default: until Ctrl-C)")
     wt.add_argument("--rest-url", metavar="URL", help=f"REST base URL (env {_WATCHED.env_rest})")
     wt.add_argument("--ws-url", metavar="URL", help=f"WebSocket base URL (env {_WATCHED.env_ws})")
@@ -49,10 +49,10 @@ def cmd_watch(args) -> int:
     import asyncio
 
     try:
-        settings, params, feed_settings = _settings(args)
+        settings, params, feed_settings = all_settings(args)
         rest_url, ws_url = venue_urls(args, [args.venue])[args.venue]
     except (ConfigError, ValueError) as e:
-        return _error(str(e))
+        return error(str(e))
     from ..feeds import BannedError, RestError, UnknownSymbolError
     from ..watch import Watch
 
@@ -61,7 +61,7 @@ def cmd_watch(args) -> int:
         watch = Watch(args, params, settings.threshold, rest_url, ws_url, feed_settings)
         return asyncio.run(watch.run())
     except (UnknownSymbolError, ValueError) as e:  # an unknown symbol, a malformed URL
-        return _error(str(e))
+        return error(str(e))
     except (BannedError, RestError, OSError, asyncio.TimeoutError) as e:
         print(f"liqtui: error: {args.venue} at {rest_url}: {e or type(e).__name__}", file=sys.stderr)
         return 1
