@@ -10,6 +10,7 @@ import sys
 
 from ..config import OPTIONS, UI_RANGES, ConfigError, load_settings
 from ..feeds.venues import VENUES
+from ..units import parse_duration
 
 VENUE_NAMES = tuple(VENUES)  # the venue table is light to import (no aiohttp, no numpy)
 RANGES = UI_RANGES  # the ranges a lookback (levels, watch) or the app's view may take
@@ -93,8 +94,6 @@ def parse_time(text: str, what: str) -> int:
 
 def duration_between(text: str, lo_ms: int, hi_ms: int) -> int | None:
     """``text`` as a duration in ms if it parses and lies in [lo_ms, hi_ms], else None."""
-    from ..units import parse_duration
-
     try:
         ms = parse_duration(text)
     except ValueError:
