@@ -41,7 +41,7 @@ class Recorder:
             until = f" until {utc(ev.until)}" if ev.until else ""
             self.say(f"{hms(ev.time)} {ev.venue} {ev.state.value}{until}"
                      f"{' · ' + ev.reason if ev.reason else ''}")
-        elif isinstance(ev, Note):
+        elif isinstance(ev, Note) and ev.venue:  # a capture's (the demo's are its own)
             self.say(f"{ev.venue} {ev.symbol}: {ev.text}")
 
     def counts(self, venue: str, symbol: str) -> Counter:

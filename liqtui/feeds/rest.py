@@ -16,6 +16,7 @@ import numpy as np
 from .events import FeedState, FeedStatus
 from .settings import FeedSettings
 from .venues import check_base_url
+from ..units import utc_seconds as utc
 
 
 class RestError(Exception):
@@ -63,10 +64,6 @@ class Backfill(dict):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
 def find_symbol(symbol: str, tradable: dict, listed: dict, *, venue: str, market: str,

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..feeds.events import FeedState, OpenInterest
 from ..feeds.series import SymbolSeries
-from ..feeds.settings import DAY_MS as DAY
+from ..units import DAY
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from .server import _CLOSE, MIN, _decimals, _dumps, _fmt, _unindex, _with_extra_
 
 log = logging.getLogger(__name__)
 
-SEC = 1000
+from ..units import SECOND as SEC  # noqa: E402
 # contract value (base per contract) as on OKX; others: 1
 CT_VAL = {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0, "BNB": 0.01, "XRP": 100.0, "DOGE": 1000.0,
           "NEW": 10.0}

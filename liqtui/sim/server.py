@@ -35,10 +35,7 @@ from .venues import load_protocols
 
 log = logging.getLogger(__name__)
 
-SEC = 1000
-MIN = 60 * SEC
-HOUR = 60 * MIN
-DAY = 24 * HOUR
+from ..units import DAY, HOUR, MINUTE as MIN, SECOND as SEC  # noqa: E402
 
 # The kline interval enum of /fapi/v1/klines. "1s" and "1M" (calendar month) are in the venue's
 # enum too, but the simulated market serves fixed multiples of a minute only (see the report).

@@ -21,12 +21,12 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..config import UI_RANGES
 from ..model import ModelParams
 from ..model.venues import VenueHeatmap
-from ..report import price_decimals, usd, utc
+from ..report import price_decimals
 from ..session import ALL, VENUES, WAITING, FeedSettings, Session, VenueSum
 from ..session.events import StateChanged, VenueLeftOut
+from ..units import UI_RANGES, usd, utc
 from . import keys as keyspec
 from .header import HeaderBar, HeaderInfo
 from .heatmap import HeatmapView
