@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
 
 def cmd_replay(args) -> int:
     from ..store import Store, StoreError
-    from ..ui.controller import ReplaySpec
+    from ..session import ReplaySpec
 
     try:
         start = parse_time(args.replay_from, "--from")
