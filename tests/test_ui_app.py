@@ -404,3 +404,27 @@ async def test_older_lookback_failure_is_shown_and_retried_until_it_succeeds(sim
         assert steps[0] < first
         assert steps[-1] - steps[0] >= 86_400_000 - 2 * 300_000  # the whole day's lookback
         assert (np.diff(steps) == 300_000).all()  # no gap where the failure was
+
+
+async def test_no_color_draws_the_monochrome_view_and_every_key_works(sim_cache, monkeypatch):
+    """NO_COLOR=1: Textual puts its monochrome filter over every line drawn, which takes a style
+    from every segment (a segment without one crashed the levels list within 2 s)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = LiqApp(options(sim_cache))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.no_color
+        assert await until(pilot, lambda: painted(app) and "LIVE" in header(app)), header(app)
+        assert app.view.palette.name == "mono"
+        levels = app.main.query_one("LevelsList")
+        assert "price" in levels.text and app.is_running
+        for keys in (["right_square_bracket"], ["left_square_bracket"], ["v"], ["question_mark"],
+                     ["escape"], ["left", "up"], ["escape"], ["e"], ["escape"]):
+            await pilot.press(*keys)
+            await pilot.pause(0.2)
+            assert app.is_running and app._exception is None, keys
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        assert app.is_running and app._exception is None
+        # every line of every widget on screen goes through the filter: none may lack a style
+        for y in range(levels.size.height):
+            assert all(s.style is not None for s in levels.render_line(y))
