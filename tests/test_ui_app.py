@@ -20,6 +20,7 @@ from liqtui.config import ConfigError  # noqa: E402
 from liqtui.feeds.settings import FeedSettings  # noqa: E402
 from liqtui.ui.app import AppOptions, LiqApp  # noqa: E402
 from liqtui.ui.keys import KEYS, keymap, normalize_key  # noqa: E402
+from textual.widgets import Static  # noqa: E402
 
 SIZE = (120, 40)
 WATCH = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -428,3 +429,45 @@ async def test_no_color_draws_the_monochrome_view_and_every_key_works(sim_cache,
         # every line of every widget on screen goes through the filter: none may lack a style
         for y in range(levels.size.height):
             assert all(s.style is not None for s in levels.render_line(y))
+
+
+@pytest.mark.parametrize("value, seen", [("", "unset"), ("1", "'1'")])
+def test_an_empty_no_color_is_ignored_before_textual_is_imported(value, seen, tmp_path):
+    """no-color.org: only a non-empty NO_COLOR counts; Textual counts any, so the CLI drops an
+    empty one before Textual is imported."""
+    code = (
+        "import os, sys\n"
+        "class Finder:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'textual':\n"
+        "            v = os.environ.get('NO_COLOR')\n"
+        "            print('NO_COLOR', 'unset' if v is None else repr(v), flush=True)\n"
+        "            os._exit(0)\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "from liqtui.cli import main\n"
+        "main(['--demo'])\n"
+    )
+    env = dict(os.environ, NO_COLOR=value, XDG_CACHE_HOME=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                       env=env)
+    assert r.stdout.strip().splitlines()[-1] == f"NO_COLOR {seen}", r.stderr
+
+
+class _Boom(Static):
+    def render(self):
+        raise RuntimeError("a widget that cannot draw")
+
+
+def test_a_crash_in_the_app_gives_a_non_zero_exit_status(sim_cache, capsys):
+    """The real app, run as the CLI runs it (``App.run()``), with a widget that fails to draw:
+    Textual shows the traceback and ``return_code`` (what ``cmd_app`` returns) is 1, not 0."""
+
+    class Crashing(LiqApp):
+        def on_mount(self) -> None:
+            self.mount(_Boom())
+
+    app = Crashing(options(sim_cache))
+    app.run(headless=True, size=SIZE)
+    assert isinstance(app._exception, RuntimeError)
+    assert app.return_code == 1
+    assert "a widget that cannot draw" in capsys.readouterr().err
