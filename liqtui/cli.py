@@ -997,8 +997,9 @@ def cmd_record(args) -> int:
         except ValueError as e:
             return _error(str(e))
     try:
-        store = Store(path, retention_days=settings.retention_days)
-    except StoreError as e:
+        store = Store(path, retention_days=settings.retention_days,
+                      kind="simulated" if args.demo else "real")
+    except StoreError as e:  # StoreKindError too: the other kind of data there (exit 2)
         return _error(str(e))
 
     async def main() -> int:
@@ -1060,7 +1061,8 @@ def cmd_store_info(args) -> int:
         return 0
     size = info["bytes"]
     print(f"store {info['path']} · " + (f"{size / 1e6:,.1f} MB" if size >= 1e6 else
-                                        f"{size / 1e3:,.0f} kB"))
+                                        f"{size / 1e3:,.0f} kB")
+          + f" · {info['kind'] or 'empty'}")
     rows = [("venue", "symbol", "bars", "open interest", "liquidations", "first", "last")]
     for s in info["series"]:
         rows.append((s["venue"], s["symbol"], f"{s['bars']:,}", f"{s['open_interest']:,}",
