@@ -105,16 +105,17 @@ def _kind_error(path: Path, held: str, kind: str) -> StoreKindError:
                           "written into it; left untouched. Choose another --data-dir.")
 
 
-def _held(conn: sqlite3.Connection, tables: set) -> str | None:
-    """What the store holds: its ``kind`` row; without one, real if it holds anything (a store
-    made before the row existed), else None (free to claim)."""
+def _held(conn: sqlite3.Connection, tables: set, unmarked: str = "real") -> str | None:
+    """What the store holds: its ``kind`` row; without one, ``unmarked`` (real unless the
+    caller knows better) if it holds anything (a store made before the row existed), else None
+    (free to claim)."""
     if "meta" in tables:
         row = conn.execute("SELECT value FROM meta WHERE key = 'kind'").fetchone()
         if row is not None:
             return row[0]
     filled = any(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchone()[0]
                  for t in _TABLES if t in tables)
-    return "real" if filled else None
+    return unmarked if filled else None
 
 
 def _tables(conn: sqlite3.Connection) -> set:
@@ -183,7 +184,7 @@ def _damaged(path, e) -> StoreError:
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION,
-             kind: str | None = None) -> int:
+             kind: str | None = None, unmarked: str = "real") -> int:
     """Bring the schema to ``upto`` in one transaction, and claim the store for ``kind`` (or
     raise ``StoreKindError`` if it holds the other); returns the version it started from."""
     conn.execute("BEGIN IMMEDIATE")
@@ -191,7 +192,7 @@ def _migrate(conn: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION,
         have = conn.execute("PRAGMA user_version").fetchone()[0]
         if have > SCHEMA_VERSION:  # another process upgraded it meanwhile
             raise StoreError(f"store {path}: written by a newer liqtui (schema {have})")
-        held = _held(conn, _tables(conn)) if kind is not None else None
+        held = _held(conn, _tables(conn), unmarked) if kind is not None else None
         if held is not None and held != kind:
             raise _kind_error(path, held, kind)
         for v in range(have + 1, upto + 1):
@@ -213,12 +214,14 @@ def _migrate(conn: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION,
 class Store:
     """Open (creating or migrating) the store at ``path`` to write ``kind`` (real captures or
     simulated data); ``readonly`` neither creates nor writes (``store info``, ``levels --source
-    store``) and reads either kind. Raises ``StoreError`` (``StoreKindError``: the other kind)."""
+    store``) and reads either kind. Raises ``StoreError`` (``StoreKindError``: the other kind).
+    ``unmarked``: what a store from before the kind row holds if it holds anything (real, but
+    the demo's own store, ``demo/`` in the data directory, was only ever written simulated)."""
 
     def __init__(self, path, *, readonly: bool = False, retention_days: float | None = None,
-                 flush_s: float = 0.25, kind: str = "real"):
-        if kind not in KINDS:
-            raise ValueError(f"store kind {kind!r}: expected one of {', '.join(KINDS)}")
+                 flush_s: float = 0.25, kind: str = "real", unmarked: str = "real"):
+        if kind not in KINDS or unmarked not in KINDS:
+            raise ValueError(f"store kind {kind!r}/{unmarked!r}: expected {' or '.join(KINDS)}")
         self.path = Path(path)
         self.kind: str | None = None if readonly else kind  # readonly: what it holds (below)
         self.readonly = readonly
@@ -255,7 +258,7 @@ class Store:
             try:
                 conn = _connect(self.path, "ro")
                 try:
-                    held = _held(conn, _tables(conn))
+                    held = _held(conn, _tables(conn), unmarked)
                 finally:
                     conn.close()
             except sqlite3.DatabaseError as e:
@@ -266,7 +269,7 @@ class Store:
             self._conn = _connect(self.path, "rwc")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self.migrated_from = _migrate(self._conn, self.path, kind=kind)
+            self.migrated_from = _migrate(self._conn, self.path, kind=kind, unmarked=unmarked)
             self._conn.execute("SELECT count(*) FROM series").fetchone()
         except sqlite3.DatabaseError as e:
             raise _damaged(self.path, e) from None

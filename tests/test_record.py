@@ -21,7 +21,7 @@ import liqtui.sim.market as sim_market
 import liqtui.sim.server as sim_server
 from liqtui.feeds import BinanceLive
 from liqtui.feeds.events import Liquidation, MarkPrice
-from liqtui.store import Store
+from liqtui.store import Store, _connect, _migrate
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT")
 
@@ -269,14 +269,20 @@ async def test_levels_from_the_store_equal_levels_over_the_network(tmp_path, env
 
 async def test_demo_data_go_to_their_own_store(tmp_path, env):
     e = dict(env, XDG_DATA_HOME=str(tmp_path))
+    demo = tmp_path / "liqtui" / "demo" / "liqtui.db"
+    demo.parent.mkdir(parents=True)
+    c = _connect(demo, "rwc")  # one from before stores recorded their kind: only ever simulated
+    _migrate(c, demo, upto=2)
+    c.execute("INSERT INTO series (venue, symbol) VALUES ('binance', 'BTCUSDT')")
+    c.execute("INSERT INTO liquidations VALUES (1, 1790000000000, 'long', 100.0, 1.0, 100.0)")
+    c.close()
     rec = await Recording(["--demo", "--symbols", "BTCUSDT", "--demo-days", "0.2",
                            "--backfill", "1h", "--duration", "2"], e).start()
     assert await rec.finish(180) == 0, "\n".join(rec.lines)
-    demo = tmp_path / "liqtui" / "demo" / "liqtui.db"
     assert f"→ {demo}" in "\n".join(rec.lines)
     assert not (tmp_path / "liqtui" / "liqtui.db").exists()
     with Store(demo, readonly=True) as st:
-        assert st.info()["series"][0]["bars"] >= 11
+        assert st.info()["series"][0]["bars"] >= 11 and st.kind == "simulated"
 
 
 async def test_simulated_data_never_enter_a_store_of_real_captures(tmp_path, env):

@@ -276,10 +276,13 @@ def test_a_store_records_its_kind_and_refuses_the_other(tmp_path):
         assert st.kind == "simulated"
 
 
-@pytest.mark.parametrize("filled, kind, refused", [
-    (True, "simulated", True), (True, "real", False), (False, "simulated", False)])
+@pytest.mark.parametrize("filled, kind, unmarked, refused", [
+    (True, "simulated", "real", True), (True, "real", "real", False),
+    (False, "simulated", "real", False), (True, "simulated", "simulated", False),
+    (True, "real", "simulated", True)])
 def test_a_store_from_before_the_kind_holding_data_counts_as_real(tmp_path, filled, kind,
-                                                                   refused):
+                                                                   unmarked, refused):
+    """... unless the caller knows it held only simulated data (the demo's own store)."""
     path = tmp_path / "liqtui.db"
     c = _connect(path, "rwc")
     _migrate(c, path, upto=2)
@@ -290,10 +293,10 @@ def test_a_store_from_before_the_kind_holding_data_counts_as_real(tmp_path, fill
     if refused:
         before = _digest(path)
         with pytest.raises(StoreKindError) as e:
-            Store(path, kind=kind)
-        assert _digest(path) == before and "holds real captures" in str(e.value)
+            Store(path, kind=kind, unmarked=unmarked)
+        assert _digest(path) == before and f"holds {unmarked}" in str(e.value)
         return
-    with Store(path, kind=kind) as st:
+    with Store(path, kind=kind, unmarked=unmarked) as st:
         assert st.kind == kind
     with Store(path, readonly=True) as st:
         assert st.kind == kind
