@@ -21,6 +21,13 @@ The file is checked before anything is written: a file that is not SQLite, an SQ
 another application (``application_id``), a store of a newer schema (``user_version``) or a
 damaged one raises ``StoreError`` naming the path, and is left byte for byte as it was.
 Older schemas are migrated in one transaction.
+
+A store records what it holds (``meta`` row ``kind``): ``real`` captures or ``simulated`` data
+(``record --demo``), set when it is first opened for writing; a store made before the row
+existed counts as real if it holds anything. Opening it for writing the other kind raises
+``StoreKindError`` naming the path and what it holds, and leaves the file byte for byte as it
+was: simulated data never enters a store of real captures (nor the reverse). Read-only opens
+read either kind.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from .feeds.events import Liquidation, MarkPrice, OpenInterest
 from .feeds.series import STEP_KEYS
 
 APPLICATION_ID = 0x6C717475  # "lqtu"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+KINDS = ("real", "simulated")
 from .units import DAY as DAY_MS, MINUTE as MINUTE_MS, STEP_MS  # noqa: E402
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BACKLOG = 2_000_000  # rows kept in memory while writes fail (then the oldest are dropped)
@@ -71,6 +79,9 @@ MIGRATIONS = {
             last_time INTEGER NOT NULL,
             PRIMARY KEY (series, time)) WITHOUT ROWID;
     """,
+    3: """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    """,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 _TABLES = ("steps", "open_interest", "marks", "liquidations")
@@ -78,6 +89,35 @@ _TABLES = ("steps", "open_interest", "marks", "liquidations")
 
 class StoreError(Exception):
     """The store cannot be used; ``str(e)`` names the path and what to do."""
+
+
+class StoreKindError(StoreError):
+    """The store holds the other kind of data (real captures vs simulated) than a writer's."""
+
+
+_WHAT = {"real": "real captures", "simulated": "simulated data (--demo)"}
+
+
+def _kind_error(path: Path, held: str, kind: str) -> StoreKindError:
+    return StoreKindError(f"store {path}: holds {_WHAT[held]}, so {_WHAT[kind]} cannot be "
+                          "written into it; left untouched. Choose another --data-dir.")
+
+
+def _held(conn: sqlite3.Connection, tables: set, unmarked: str = "real") -> str | None:
+    """What the store holds: its ``kind`` row; without one, ``unmarked`` (real unless the
+    caller knows better) if it holds anything (a store made before the row existed), else None
+    (free to claim)."""
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'kind'").fetchone()
+        if row is not None:
+            return row[0]
+    filled = any(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchone()[0]
+                 for t in _TABLES if t in tables)
+    return unmarked if filled else None
+
+
+def _tables(conn: sqlite3.Connection) -> set:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def _connect(path: Path, mode: str) -> sqlite3.Connection:
@@ -141,19 +181,27 @@ def _damaged(path, e) -> StoreError:
                       "backup) and liqtui starts a new store.")
 
 
-def _migrate(conn: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION) -> int:
-    """Bring the schema to ``upto`` in one transaction; returns the version it started from."""
+def _migrate(conn: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION,
+             kind: str | None = None, unmarked: str = "real") -> int:
+    """Bring the schema to ``upto`` in one transaction, and claim the store for ``kind`` (or
+    raise ``StoreKindError`` if it holds the other); returns the version it started from."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         have = conn.execute("PRAGMA user_version").fetchone()[0]
         if have > SCHEMA_VERSION:  # another process upgraded it meanwhile
             raise StoreError(f"store {path}: written by a newer liqtui (schema {have})")
+        held = _held(conn, _tables(conn), unmarked) if kind is not None else None
+        if held is not None and held != kind:
+            raise _kind_error(path, held, kind)
         for v in range(have + 1, upto + 1):
             for stmt in filter(str.strip, MIGRATIONS[v].split(";")):
                 conn.execute(stmt)
         if have < upto:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {upto}")
+        if kind is not None:
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('kind', ?)",
+                         (held or kind,))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -162,12 +210,18 @@ def _migrate(conn: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION) -
 
 
 class Store:
-    """Open (creating or migrating) the store at ``path``; ``readonly`` neither creates nor
-    writes (``store info``, ``levels --source store``). Raises ``StoreError``."""
+    """Open (creating or migrating) the store at ``path`` to write ``kind`` (real captures or
+    simulated data); ``readonly`` neither creates nor writes (``store info``, ``levels --source
+    store``) and reads either kind. Raises ``StoreError`` (``StoreKindError``: the other kind).
+    ``unmarked``: what a store from before the kind row holds if it holds anything (real, but
+    the demo's own store, ``demo/`` in the data directory, was only ever written simulated)."""
 
     def __init__(self, path, *, readonly: bool = False, retention_days: float | None = None,
-                 flush_s: float = 0.25):
+                 flush_s: float = 0.25, kind: str = "real", unmarked: str = "real"):
+        if kind not in KINDS or unmarked not in KINDS:
+            raise ValueError(f"store kind {kind!r}/{unmarked!r}: expected {' or '.join(KINDS)}")
         self.path = Path(path)
+        self.kind: str | None = None if readonly else kind  # readonly: what it holds (below)
         self.readonly = readonly
         self.retention_days = retention_days
         self.flush_s = flush_s
@@ -187,9 +241,9 @@ class Store:
                 return
             try:
                 self._conn = _connect(self.path, "ro")
-                self._tables = {r[0] for r in self._conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                self._tables = _tables(self._conn)
                 self._conn.execute("SELECT count(*) FROM series").fetchone()
+                self.kind = _held(self._conn, self._tables)
             except sqlite3.DatabaseError as e:
                 raise _damaged(self.path, e) from None
             return
@@ -198,12 +252,22 @@ class Store:
         except OSError as e:
             raise StoreError(f"store {self.path}: cannot create its directory "
                              f"({e.strerror or e})") from None
-        check(self.path, create=True)
+        if check(self.path, create=True):  # read-only first: a refusal writes nothing at all
+            try:
+                conn = _connect(self.path, "ro")
+                try:
+                    held = _held(conn, _tables(conn), unmarked)
+                finally:
+                    conn.close()
+            except sqlite3.DatabaseError as e:
+                raise _damaged(self.path, e) from None
+            if held is not None and held != kind:
+                raise _kind_error(self.path, held, kind)
         try:
             self._conn = _connect(self.path, "rwc")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self.migrated_from = _migrate(self._conn, self.path)
+            self.migrated_from = _migrate(self._conn, self.path, kind=kind, unmarked=unmarked)
             self._conn.execute("SELECT count(*) FROM series").fetchone()
         except sqlite3.DatabaseError as e:
             raise _damaged(self.path, e) from None
@@ -465,8 +529,9 @@ class Store:
                              venue, symbol, start, end)
 
     def info(self) -> dict:
-        """``{"path", "bytes", "series": [{"venue", "symbol", "bars", "open_interest",
-        "liquidations", "first", "last"}…]}``; times in ms (the span of everything stored)."""
+        """``{"path", "bytes", "kind", "series": [{"venue", "symbol", "bars", "open_interest",
+        "liquidations", "first", "last"}…]}``; times in ms (the span of everything stored);
+        ``kind``: real, simulated, or None (nothing in it yet)."""
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"))
                    if p.exists())
         series = []
@@ -490,4 +555,4 @@ class Store:
                     "first": min((s[0] for s in spans), default=None),
                     "last": max((s[1] for s in spans), default=None),
                 })
-        return {"path": str(self.path), "bytes": size, "series": series}
+        return {"path": str(self.path), "bytes": size, "kind": self.kind, "series": series}

@@ -95,6 +95,23 @@ class Scripted:
         return events
 
 
+def liquidating_at_the_mark(market) -> Scripted:
+    """``market`` plus scripted liquidations, so a test never waits for a random market to
+    produce some: at each simulated second, per symbol, a short wiped (BUY) just above the mark
+    and a long wiped (SELL) just below it. What a venue's sim makes of each (held back, hence
+    late; a COIN-M or inverse twin) is decided by a hash of it, so at 300 simulated seconds a
+    wall second every kind comes within the first wall second."""
+    def each_second(second):
+        out = []
+        for sym in market.symbols:
+            mark = market.mark_price(sym)[0]
+            out += [("liquidation", sym, second + 100, "BUY", 1.0, mark * 1.001, mark * 1.001),
+                    ("liquidation", sym, second + 200, "SELL", 2.0, mark * 0.999, mark * 0.999)]
+        return out
+
+    return Scripted(market, each_second)
+
+
 def closed_end(market) -> int:
     """A step boundary safely in the past (the clock runs on while a test asks)."""
     return (market.now_ms() // STEP - 2) * STEP

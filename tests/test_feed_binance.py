@@ -33,8 +33,8 @@ from liqtui.feeds.settings import FeedSettings
 
 from helpers import (DAY, MIN, SCALE, STEP, Feed, a_silent_socket_goes_stale_and_is_replaced,
                      assert_equals_an_uninterrupted_run, closed_end,
-                     damaged_frames_are_counted_and_survived, retries_5xx_and_times_out,
-                     steps_through_an_outage, until)
+                     damaged_frames_are_counted_and_survived, liquidating_at_the_mark,
+                     retries_5xx_and_times_out, steps_through_an_outage, until)
 from helpers import fast as fast_timers
 
 
@@ -346,13 +346,14 @@ def feed(sx, symbols=("BTCUSDT",), **settings) -> Feed:
     return Feed(BinanceLive, sx, symbols, settings=fast(**settings))
 
 
-async def test_live_events_flow_and_the_feed_goes_live(sim):
+async def test_live_events_flow_and_the_feed_goes_live(exchange, market):
+    sim = await exchange(liquidating_at_the_mark(market), coinm_share=1.0)
     async with feed(sim, ("BTCUSDT", "ETHUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         for sym in ("BTCUSDT", "ETHUSDT"):
             await until(lambda: len(f.of(Trade, sym)) >= 20 and len(f.of(MarkPrice, sym)) >= 2
                         and f.of(Bar, sym) and f.of(OpenInterest, sym), what=f"{sym} events")
-        await until(lambda: f.of(Liquidation) and f.live.counters["foreign"] > 0, timeout=30,
+        await until(lambda: f.of(Liquidation) and f.live.counters["foreign"] > 0,
                     what="a liquidation and a COIN-M one on !forceOrder@arr")
         c = dict(f.live.counters)
     assert f.states()[:2] == [FeedState.CONNECTING, FeedState.LIVE]

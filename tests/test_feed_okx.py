@@ -33,8 +33,8 @@ from liqtui.sim.server import SimExchange, _fmt
 from liqtui.sim.venues import VenueMarket
 
 from helpers import (DAY, MIN, SCALE, STEP, Feed, assert_equals_an_uninterrupted_run,
-                     closed_end, damaged_frames_are_counted_and_survived, fast, okx_protocol,
-                     steps_through_an_outage, until)
+                     closed_end, damaged_frames_are_counted_and_survived, fast,
+                     liquidating_at_the_mark, okx_protocol, steps_through_an_outage, until)
 
 
 @pytest.fixture(scope="module")
@@ -186,14 +186,15 @@ def _out_of_order(liqs) -> bool:
     return any(b.time < a.time for a, b in zip(liqs, liqs[1:]))
 
 
-async def test_live_events_flow_on_both_sockets(sim):
+async def test_live_events_flow_on_both_sockets(exchange, market):
+    sim = await exchange(liquidating_at_the_mark(market), venues=("okx",))
     async with feed(sim, ("BTCUSDT", "ETHUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         for sym in ("BTCUSDT", "ETHUSDT"):
             await until(lambda: len(f.of(Trade, sym)) >= 20 and len(f.of(MarkPrice, sym)) >= 2
                         and f.of(Bar, sym) and f.of(OpenInterest, sym), what=f"{sym} events")
         await until(lambda: len(f.of(Liquidation)) >= 10 and _out_of_order(f.of(Liquidation))
-                    and f.live.counters["foreign"] > 0, timeout=40,
+                    and f.live.counters["foreign"] > 0,
                     what="liquidations, a late one and a foreign (inverse) one")
         c = dict(f.live.counters)
         assert f.live.unacked() == set() and c["acks"] == 1 + 2 * 3 + 2
@@ -392,13 +393,14 @@ def test_bad_symbols_and_urls_are_refused_clearly():
         OkxRest("www.okx.com")
 
 
-async def test_only_the_tracked_instruments_liquidations_pass(sim):
+async def test_only_the_tracked_instruments_liquidations_pass(exchange, market):
     """liquidation-orders cannot be filtered by instId: ETH's (and the inverse BTC-USD-SWAP's)
     arrive while only BTC is tracked, and are dropped; an unknown symbol is an error naming
     it, the known one streams."""
+    sim = await exchange(liquidating_at_the_mark(market), venues=("okx",))
     async with feed(sim, ("FOOUSDT", "BTCUSDT")) as f:
         await until(lambda: f.state is FeedState.LIVE and f.of(Liquidation)
-                    and f.live.counters["foreign"] >= 5, timeout=40,
+                    and f.live.counters["foreign"] >= 5,
                     what="a BTC liquidation and foreign ones")
     assert {e.symbol for e in f.of(Liquidation)} == {"BTCUSDT"}
     assert f.live.symbols == ["BTCUSDT"] and f.live.market_symbols == {"BTCUSDT"}

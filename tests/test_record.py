@@ -21,7 +21,7 @@ import liqtui.sim.market as sim_market
 import liqtui.sim.server as sim_server
 from liqtui.feeds import BinanceLive
 from liqtui.feeds.events import Liquidation, MarkPrice
-from liqtui.store import Store
+from liqtui.store import Store, _connect, _migrate
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT")
 
@@ -110,7 +110,7 @@ async def test_sigkill_at_random_moments_loses_at_most_the_last_second(tmp_path,
         await asyncio.gather(ref_task, return_exceptions=True)
 
         assert _integrity(path) == "ok"
-        with Store(path) as st:  # opens cleanly for writing (the next run does the same)
+        with Store(path, kind="simulated") as st:  # opens cleanly for writing (as the next run)
             for sym in SYMBOLS:
                 before = [ev for t, ev in seen if t < killed_at - 1.0 and ev.symbol == sym]
                 marks = [ev for ev in before if isinstance(ev, MarkPrice)]
@@ -257,7 +257,8 @@ async def test_levels_from_the_store_equal_levels_over_the_network(tmp_path, env
 
     r = _run(["store", "info", "--json", "--data-dir", str(tmp_path)], env)
     doc = json.loads(r.stdout)
-    assert set(doc) == {"path", "bytes", "series"} and doc["bytes"] > 0
+    assert set(doc) == {"path", "bytes", "kind", "series"} and doc["bytes"] > 0
+    assert doc["kind"] == "real"
     (s,) = doc["series"]
     assert set(s) == {"venue", "symbol", "bars", "open_interest", "liquidations", "first", "last"}
     assert (s["venue"], s["symbol"], s["bars"]) == ("binance", "BTCUSDT", 288)
@@ -268,14 +269,54 @@ async def test_levels_from_the_store_equal_levels_over_the_network(tmp_path, env
 
 async def test_demo_data_go_to_their_own_store(tmp_path, env):
     e = dict(env, XDG_DATA_HOME=str(tmp_path))
+    demo = tmp_path / "liqtui" / "demo" / "liqtui.db"
+    demo.parent.mkdir(parents=True)
+    c = _connect(demo, "rwc")  # one from before stores recorded their kind: only ever simulated
+    _migrate(c, demo, upto=2)
+    c.execute("INSERT INTO series (venue, symbol) VALUES ('binance', 'BTCUSDT')")
+    c.execute("INSERT INTO liquidations VALUES (1, 1790000000000, 'long', 100.0, 1.0, 100.0)")
+    c.close()
     rec = await Recording(["--demo", "--symbols", "BTCUSDT", "--demo-days", "0.2",
                            "--backfill", "1h", "--duration", "2"], e).start()
     assert await rec.finish(180) == 0, "\n".join(rec.lines)
-    demo = tmp_path / "liqtui" / "demo" / "liqtui.db"
     assert f"→ {demo}" in "\n".join(rec.lines)
     assert not (tmp_path / "liqtui" / "liqtui.db").exists()
     with Store(demo, readonly=True) as st:
-        assert st.info()["series"][0]["bars"] >= 11
+        assert st.info()["series"][0]["bars"] >= 11 and st.kind == "simulated"
+
+
+async def test_simulated_data_never_enter_a_store_of_real_captures(tmp_path, env):
+    """--data-dir (like LIQTUI_DATA_DIR or the config) names the store itself: --demo into a
+    store of real captures is refused (exit 2, the path and what it holds named, the file
+    untouched); into an empty directory it makes a simulated store, which a real record
+    refuses in turn."""
+    real_dir, demo_dir = tmp_path / "real", tmp_path / "demo"
+    real = real_dir / "liqtui.db"
+    with Store(real) as st:  # real captures (a plain writer: the app, record without --demo)
+        st.add_event(MarkPrice("binance", "BTCUSDT", 1_790_000_000_000, 100.0))
+    before = hashlib.sha256(real.read_bytes()).hexdigest()
+    demo = ["record", "--demo", "--symbols", "BTCUSDT", "--demo-days", "0.2", "--backfill",
+            "1h", "--duration", "2"]
+    r = _run([*demo, "--data-dir", str(real_dir)], env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert str(real) in r.stderr and "holds real captures" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert hashlib.sha256(real.read_bytes()).hexdigest() == before
+
+    rec = await Recording([*demo[1:], "--data-dir", str(demo_dir)], env).start()
+    assert await rec.finish(180) == 0, "\n".join(rec.lines)
+    r = _run(["store", "info", "--json", "--data-dir", str(demo_dir)], env)
+    assert json.loads(r.stdout)["kind"] == "simulated"
+    r = _run(["store", "info", "--data-dir", str(demo_dir)], env)
+    assert r.returncode == 0 and "simulated" in r.stdout.splitlines()[0], r.stdout
+
+    sim = demo_dir / "liqtui.db"
+    before = hashlib.sha256(sim.read_bytes()).hexdigest()
+    r = _run(["record", "--symbols", "BTCUSDT", "--rest-url", "http://127.0.0.1:9",
+              "--ws-url", "ws://127.0.0.1:9", "--data-dir", str(demo_dir)], env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert str(sim) in r.stderr and "holds simulated data" in r.stderr
+    assert hashlib.sha256(sim.read_bytes()).hexdigest() == before
 
 
 async def test_all_venues_are_recorded_side_by_side(tmp_path, env):

@@ -15,7 +15,7 @@ import pytest
 from liqtui.sim.market import Market
 from liqtui.sim.okx import INVERSE
 
-from helpers import MIN, STEP, okx_protocol, on_tick
+from helpers import MIN, STEP, liquidating_at_the_mark, okx_protocol, on_tick
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +231,8 @@ async def test_idle_sockets_are_closed_with_4004(sim, http):
     assert okx_protocol(sim).counters["idle_closes"] >= 2
 
 
-async def test_liquidations_bankruptcy_prices_late_and_foreign(sim, http):
+async def test_liquidations_bankruptcy_prices_late_and_foreign(exchange, market, http):
+    sim = await exchange(liquidating_at_the_mark(market), venues=("okx",))
     ws = await http.ws_connect(sim.ws_url + "/ws/v5/public")
     await ws.send_str(json.dumps({"op": "subscribe", "args": [
         {"channel": "liquidation-orders", "instType": "SWAP"},

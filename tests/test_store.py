@@ -20,6 +20,7 @@ from liqtui.store import (
     SCHEMA_VERSION,
     Store,
     StoreError,
+    StoreKindError,
     _connect,
     _migrate,
 )
@@ -154,7 +155,7 @@ def test_readonly_of_a_missing_store_creates_nothing(tmp_path):
     path = tmp_path / "nothing" / "liqtui.db"
     with Store(path, readonly=True) as st:
         assert st.missing
-        assert st.info() == {"path": str(path), "bytes": 0, "series": []}
+        assert st.info() == {"path": str(path), "bytes": 0, "kind": None, "series": []}
         assert len(st.steps("binance", "BTCUSDT")["time"]) == 0
     assert not path.parent.exists()
 
@@ -256,6 +257,49 @@ def test_a_schema_1_store_is_migrated_keeping_its_data(tmp_path):
     c = sqlite3.connect(path)
     assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     c.close()
+
+
+def test_a_store_records_its_kind_and_refuses_the_other(tmp_path):
+    path = tmp_path / "liqtui.db"
+    with Store(path, kind="simulated") as st:
+        st.add_steps("binance", "BTCUSDT", _bars(n=30))
+    before = _digest(path)
+    with pytest.raises(StoreKindError) as e:
+        Store(path)  # a real writer
+    msg = str(e.value)
+    assert str(path) in msg and "holds simulated data" in msg and "left untouched" in msg
+    assert _digest(path) == before
+    with Store(path, readonly=True) as st:  # read-only: either kind
+        assert st.kind == "simulated" and st.info()["kind"] == "simulated"
+        assert st.info()["series"][0]["bars"] > 0
+    with Store(path, kind="simulated") as st:
+        assert st.kind == "simulated"
+
+
+@pytest.mark.parametrize("filled, kind, unmarked, refused", [
+    (True, "simulated", "real", True), (True, "real", "real", False),
+    (False, "simulated", "real", False), (True, "simulated", "simulated", False),
+    (True, "real", "simulated", True)])
+def test_a_store_from_before_the_kind_holding_data_counts_as_real(tmp_path, filled, kind,
+                                                                   unmarked, refused):
+    """... unless the caller knows it held only simulated data (the demo's own store)."""
+    path = tmp_path / "liqtui.db"
+    c = _connect(path, "rwc")
+    _migrate(c, path, upto=2)
+    if filled:
+        c.execute("INSERT INTO series (venue, symbol) VALUES ('binance', 'BTCUSDT')")
+        c.execute("INSERT INTO liquidations VALUES (1, ?, 'long', 100.0, 1.0, 100.0)", (NOW,))
+    c.close()
+    if refused:
+        before = _digest(path)
+        with pytest.raises(StoreKindError) as e:
+            Store(path, kind=kind, unmarked=unmarked)
+        assert _digest(path) == before and f"holds {unmarked}" in str(e.value)
+        return
+    with Store(path, kind=kind, unmarked=unmarked) as st:
+        assert st.kind == kind
+    with Store(path, readonly=True) as st:
+        assert st.kind == kind
 
 
 def test_retention_prunes_what_is_older_than_the_limit(tmp_path):

@@ -20,6 +20,7 @@ from liqtui.config import ConfigError  # noqa: E402
 from liqtui.feeds.settings import FeedSettings  # noqa: E402
 from liqtui.ui.app import AppOptions, LiqApp  # noqa: E402
 from liqtui.ui.keys import KEYS, KeymapError, keymap, normalize_key  # noqa: E402
+from textual.widgets import Static  # noqa: E402
 
 SIZE = (120, 40)
 WATCH = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -404,3 +405,69 @@ async def test_older_lookback_failure_is_shown_and_retried_until_it_succeeds(sim
         assert steps[0] < first
         assert steps[-1] - steps[0] >= 86_400_000 - 2 * 300_000  # the whole day's lookback
         assert (np.diff(steps) == 300_000).all()  # no gap where the failure was
+
+
+async def test_no_color_draws_the_monochrome_view_and_every_key_works(sim_cache, monkeypatch):
+    """NO_COLOR=1: Textual puts its monochrome filter over every line drawn, which takes a style
+    from every segment (a segment without one crashed the levels list within 2 s)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = LiqApp(options(sim_cache))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.no_color
+        assert await until(pilot, lambda: painted(app) and "LIVE" in header(app)), header(app)
+        assert app.view.palette.name == "mono"
+        levels = app.main.query_one("LevelsList")
+        assert "price" in levels.text and app.is_running
+        for keys in (["right_square_bracket"], ["left_square_bracket"], ["v"], ["question_mark"],
+                     ["escape"], ["left", "up"], ["escape"], ["e"], ["escape"]):
+            await pilot.press(*keys)
+            await pilot.pause(0.2)
+            assert app.is_running and app._exception is None, keys
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        assert app.is_running and app._exception is None
+        # every line of every widget on screen goes through the filter: none may lack a style
+        for y in range(levels.size.height):
+            assert all(s.style is not None for s in levels.render_line(y))
+
+
+@pytest.mark.parametrize("value, seen", [("", "unset"), ("1", "'1'")])
+def test_an_empty_no_color_is_ignored_before_textual_is_imported(value, seen, tmp_path):
+    """no-color.org: only a non-empty NO_COLOR counts; Textual counts any, so the CLI drops an
+    empty one before Textual is imported."""
+    code = (
+        "import os, sys\n"
+        "class Finder:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'textual':\n"
+        "            v = os.environ.get('NO_COLOR')\n"
+        "            print('NO_COLOR', 'unset' if v is None else repr(v), flush=True)\n"
+        "            os._exit(0)\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "from liqtui.cli import main\n"
+        "main(['--demo'])\n"
+    )
+    env = dict(os.environ, NO_COLOR=value, XDG_CACHE_HOME=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                       env=env)
+    assert r.stdout.strip().splitlines()[-1] == f"NO_COLOR {seen}", r.stderr
+
+
+class _Boom(Static):
+    def render(self):
+        raise RuntimeError("a widget that cannot draw")
+
+
+def test_a_crash_in_the_app_gives_a_non_zero_exit_status(sim_cache, capsys):
+    """The real app, run as the CLI runs it (``App.run()``), with a widget that fails to draw:
+    Textual shows the traceback and ``return_code`` (what ``cmd_app`` returns) is 1, not 0."""
+
+    class Crashing(LiqApp):
+        def on_mount(self) -> None:
+            self.mount(_Boom())
+
+    app = Crashing(options(sim_cache))
+    app.run(headless=True, size=SIZE)
+    assert isinstance(app._exception, RuntimeError)
+    assert app.return_code == 1
+    assert "a widget that cannot draw" in capsys.readouterr().err

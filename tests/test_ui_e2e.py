@@ -126,3 +126,28 @@ def test_unreachable_venue_starts_the_app_and_shows_the_state(tmp_path):
         assert rc.exists() and rc.read_text().strip() == "0", pane.text()
     finally:
         pane.kill()
+
+
+def test_a_crash_exits_non_zero_with_the_traceback(tmp_path):
+    """The real CLI in a terminal, with a fault in the UI library (Textual's Static cannot draw;
+    nothing of liqtui is replaced): Textual shows the traceback and the exit status is 1."""
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import sys\n"
+        "from textual.widgets import Static\n"
+        "def render(self):\n"
+        "    raise RuntimeError('Static cannot draw')\n"
+        "Static.render = render\n"
+        "from liqtui.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    pane = Pane(tmp_path, cols=100, rows=30)
+    try:
+        rc = pane.start([sys.executable, str(script), "--demo", "--demo-days", "1"])
+        deadline = time.monotonic() + 30
+        while not rc.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rc.exists(), f"the app did not stop; the pane shows:\n{pane.text()}"
+        assert rc.read_text().strip() == "1"
+        assert "Static cannot draw" in pane.text()
+    finally:
+        pane.kill()

@@ -294,6 +294,13 @@ def test_palettes_follow_the_colour_system_and_no_color():
     assert lum[0] == 0 and lum[-1] == max(lum)
 
 
+def test_only_a_non_empty_no_color_means_mono(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "")  # no-color.org: an empty value is ignored
+    assert palette_for("truecolor").name == "truecolor"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert palette_for("truecolor").name == "mono"
+
+
 def test_build_strip_merges_runs():
     pal = get_palette("256")
     codes = np.array([0, 0, 0, 5, 5, 0, 7, 7, 7, 7])

@@ -51,6 +51,8 @@ def cmd_app(args) -> int:
     system = COLOR_SYSTEMS[args.colors]
     if system is not None:
         os.environ["TEXTUAL_COLOR_SYSTEM"] = system
+    if os.environ.get("NO_COLOR") == "":  # no-color.org: only a non-empty value; Textual: any
+        del os.environ["NO_COLOR"]
     try:
         settings = load_settings(flag_values(args), config_path=args.config)
     except ConfigError as e:
@@ -146,12 +148,13 @@ def cmd_app(args) -> int:
         opts.store, status = _app_store(args, settings, opts)
         if status is not None:
             return status
+        app = LiqApp(opts)
         try:
-            LiqApp(opts).run()
+            app.run()
         finally:
             if opts.store is not None:
                 opts.store.close()  # flushes what the app saw live
-        return 0
+        return app.return_code or 0  # 1 after a crash (Textual has shown the traceback)
     finally:
         if build is not None:
             build.kill()  # a start that ended early leaves no child behind (else: done already)

@@ -108,7 +108,8 @@ def cmd_record(args) -> int:
     except ValueError as e:
         return error(str(e))
     path = settings.store_path()
-    if args.demo and "data_dir" not in settings.values:
+    own = args.demo and "data_dir" not in settings.values
+    if own:
         path = path.parent / "demo" / path.name  # simulated data never mixes with captures
     try:
         check_store(path, create=True)  # refuse a bad file before building the demo
@@ -129,8 +130,10 @@ def cmd_record(args) -> int:
         except ValueError as e:
             return error(str(e))
     try:
-        store = Store(path, retention_days=settings.retention_days)
-    except StoreError as e:
+        store = Store(path, retention_days=settings.retention_days,
+                      kind="simulated" if args.demo else "real",
+                      unmarked="simulated" if own else "real")
+    except StoreError as e:  # StoreKindError too: the other kind of data there (exit 2)
         return error(str(e))
 
     async def main() -> int:

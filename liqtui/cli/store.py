@@ -39,7 +39,8 @@ def cmd_store_info(args) -> int:
         return 0
     size = info["bytes"]
     print(f"store {info['path']} · " + (f"{size / 1e6:,.1f} MB" if size >= 1e6 else
-                                        f"{size / 1e3:,.0f} kB"))
+                                        f"{size / 1e3:,.0f} kB")
+          + f" · {info['kind'] or 'empty'}")
     rows = [("venue", "symbol", "bars", "open interest", "liquidations", "first", "last")]
     for s in info["series"]:
         rows.append((s["venue"], s["symbol"], f"{s['bars']:,}", f"{s['open_interest']:,}",

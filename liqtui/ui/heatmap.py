@@ -433,7 +433,7 @@ class HeatmapView(Widget, can_focus=True):
         if name in (None, "auto"):
             try:
                 console = self.app.console
-                no_color = getattr(self.app, "no_color", False) or "NO_COLOR" in os.environ
+                no_color = getattr(self.app, "no_color", False) or bool(os.environ.get("NO_COLOR"))
                 return palette_for(console.color_system, no_color)
             except Exception:  # not mounted yet
                 return get_palette("truecolor")

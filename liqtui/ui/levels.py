@@ -20,6 +20,7 @@ SHORT = Style(color="#5fff87")
 HEAD = Style(color="#a8a8a8", bold=True)
 PRICE = Style(color="#000000", bgcolor="#d7d7d7", bold=True)
 DIM = Style(color="#808080")
+BLANK = Style()  # not None: NO_COLOR's monochrome filter reads a style from every segment
 
 
 def _usd(x: float) -> str:
@@ -137,6 +138,6 @@ class LevelsList(Widget):
             text, style = self.rows[y]
             s = Strip([Segment(text[:w].ljust(w), style)], w)
         else:
-            s = Strip.blank(w)
+            s = Strip.blank(w, BLANK)
         self._strips[y] = s
         return s

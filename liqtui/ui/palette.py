@@ -166,7 +166,7 @@ def get_palette(name: str) -> Palette:
 def palette_for(color_system: str | None, no_color: bool | None = None) -> Palette:
     """The palette for a Rich console ``color_system`` (truecolor, 256, standard, windows, None)."""
     if no_color is None:
-        no_color = "NO_COLOR" in os.environ
+        no_color = bool(os.environ.get("NO_COLOR"))
     if no_color or color_system is None:
         return get_palette("mono")
     if color_system == "truecolor":
