@@ -50,7 +50,7 @@ from . import replay as _replay
 from ..feeds.venues import VENUES
 from .faults import DropClock
 from .protocol import SimProtocol
-from .wire import CLOSE, MIN, decimals, dumps, fmt, unindex, with_extra_fields, writer
+from .wire import MIN, close, decimals, dumps, fmt, unindex, with_extra_fields, writer
 
 log = logging.getLogger(__name__)
 
@@ -498,19 +498,9 @@ class Protocol(SimProtocol):
         conn.wake.set()
 
     def _close(self, conn: _Conn, code: int, msg: bytes = b"", abrupt: bool = False) -> None:
-        if conn.closing:
-            return
-        self._unsubscribe_all(conn)
-        conn.closing = True
-        if abrupt:   # a network failure: no close frame
-            transport = conn.request.transport
-            if transport is not None:
-                transport.abort()
-            conn.wake.set()
-            return
-        conn.close_code, conn.close_msg = code, msg
-        conn.out.append(CLOSE)
-        conn.wake.set()
+        if not conn.closing:
+            self._unsubscribe_all(conn)
+        close(conn, code, msg, abrupt)   # after what is queued, or abrupt: no close frame
 
     def notice(self, code: str = "64008") -> int:
         """Tell every connection a service upgrade will close it (OKX sends this ~30 s
