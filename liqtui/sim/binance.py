@@ -39,7 +39,6 @@ from .wire import (
     dumps,
     fmt,
     http_5xx,
-    jsonable,
     unindex,
     wall_seconds,
     with_extra_fields,

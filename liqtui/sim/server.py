@@ -29,7 +29,7 @@ from aiohttp import WSCloseCode, web
 from . import wire
 from .faults import Faults
 from .venues import load_protocols
-from .wire import DAY, HOUR, MIN, SEC, jsonable  # noqa: F401 - re-exported for the tests
+from .wire import DAY, MIN, jsonable  # noqa: F401 - DAY, MIN: re-exported for the tests
 
 log = logging.getLogger(__name__)
 
