@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench_ingest import start_sim, stop_sim  # noqa: E402
 
 GOAL_S = 3.0
-DAY = 86_400_000
+from liqtui.units import DAY  # noqa: E402
 
 
 async def one_run(port: int, symbol: str, days: float) -> dict:

@@ -34,7 +34,7 @@ from liqtui.ui.heatmap import build_strip  # noqa: E402
 from liqtui.ui.palette import get_palette  # noqa: E402
 from liqtui.ui.raster import bin_rows, price_window, raster  # noqa: E402
 
-DAY = 86_400_000
+from liqtui.units import DAY  # noqa: E402
 
 
 def frame(hm, pal, scale, cols, rows):

@@ -17,7 +17,7 @@ import time
 
 from liqtui.sim.market import CATALOGUE, _build_engine
 
-DAY = 86_400_000
+from liqtui.units import DAY
 START = 1_700_006_400_000 // DAY * DAY  # a fixed day boundary: the same minutes every run
 GOAL_S_PER_DAY = 0.30  # issue 4 (cold demo ≤ 1.5 s): about half the ~0.63 s/day of engine v2
 

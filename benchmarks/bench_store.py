@@ -35,7 +35,7 @@ from synth import synthetic_bars  # noqa: E402
 
 GOAL_EVENTS = 50_000
 GOAL_RESTART_S = 1.0
-DAY = 86_400_000
+from liqtui.units import DAY  # noqa: E402
 
 
 def _events(n: int, t0: int, workload: str):

@@ -35,10 +35,11 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .units import DAY, HOUR, parse_duration
 
 DEFAULT_THRESHOLD = 0.85
 DEFAULT_RETENTION_DAYS = 365.0
@@ -126,31 +127,6 @@ def _bin_width(v):
     return _number(v, lambda x: x > 0 and _is_125(x))
 
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-
-
-def parse_duration(text: str) -> int:
-    """'12h', '30m', '2d', '1h30m', '90s' -> milliseconds. Raises ValueError."""
-    s = str(text).strip().lower().replace(" ", "")
-    if not s or _DURATION_RE.sub("", s):
-        raise ValueError(f"not a duration: {text!r}")
-    ms = sum(float(n) * _UNIT_MS[u] for n, u in _DURATION_RE.findall(s))
-    if ms <= 0:
-        raise ValueError(f"not a positive duration: {text!r}")
-    return int(round(ms))
-
-
-def format_duration(ms) -> str:
-    """A compact duration, two largest units: 45s, 5m, 2h 5m, 3d 4h."""
-    s = int(ms) // 1000
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    parts = [f"{v}{u}" for v, u in ((d, "d"), (h, "h"), (m, "m"), (s, "s")) if v]
-    return " ".join(parts[:2]) or f"{int(ms)}ms"
-
-
 def _half_life(v):
     if isinstance(v, str) and v.strip().lower() in ("off", "none"):
         return None
@@ -174,9 +150,8 @@ def _symbol_list(v):
     return tuple(dict.fromkeys(out))
 
 
-UI_RANGES = {"12h": 12 * 3_600_000, "24h": 24 * 3_600_000, "3d": 3 * 86_400_000,
-             "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
-MAX_LOOKBACK_MS = 30 * 86_400_000
+UI_RANGES = {"12h": 12 * HOUR, "24h": 24 * HOUR, "3d": 3 * DAY, "7d": 7 * DAY, "30d": 30 * DAY}
+MAX_LOOKBACK_MS = 30 * DAY
 
 
 def _range(v):
@@ -192,7 +167,7 @@ def _lookback(v):
         ms = parse_duration(v)
     except ValueError:
         raise _Bad from None
-    if not (3_600_000 <= ms <= MAX_LOOKBACK_MS):
+    if not (HOUR <= ms <= MAX_LOOKBACK_MS):
         raise _Bad
     return ms
 
@@ -213,9 +188,9 @@ def _retention(v):
         ms = parse_duration(v)
     except ValueError:
         raise _Bad from None
-    if ms < 86_400_000:
+    if ms < DAY:
         raise _Bad
-    return ms / 86_400_000
+    return ms / DAY
 
 
 def _seconds(v):

@@ -17,11 +17,11 @@ import warnings as _warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import numpy as np
 
-from .config import format_duration as duration
+from .units import HOUR, utc
+from .units import format_duration as duration
 
 KLINE_COLUMNS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
@@ -38,7 +38,7 @@ BAR_KEYS = (
     "time", "open", "high", "low", "close", "volume", "quote_volume",
     "taker_buy_quote_volume", "open_interest",
 )
-MAX_OI_AGE_MS = 3_600_000  # an open-interest snapshot older than this is unknown (NaN)
+MAX_OI_AGE_MS = HOUR  # an open-interest snapshot older than this is unknown (NaN)
 MICROSECONDS_ABOVE = 1e14  # ms timestamps are ~1.7e12; Binance's newer dumps use µs (~1.7e15)
 MAX_GAP_LINES = 5  # gaps named one by one; the rest are summarised
 
@@ -307,8 +307,7 @@ def _where(tab: _Table, i: int) -> str:
 
 
 def _utc(ms: int) -> str:
-    s = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return s.strftime("%Y-%m-%d %H:%M:%S" if s.second else "%Y-%m-%d %H:%M") + " UTC"
+    return utc(ms, seconds=bool(int(ms) // 1000 % 60))  # seconds only where there are some
 
 
 def _symbol_from_name(name: str) -> str | None:

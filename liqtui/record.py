@@ -24,13 +24,10 @@ import aiohttp
 from .feeds.events import FeedStatus, Liquidation, MarkPrice, OpenInterest
 from .feeds.rest import RestError
 from .report import utc
+from .units import hms as _hm
 from .store import Store
 
 KINDS = {MarkPrice: "marks", OpenInterest: "open_interest", Liquidation: "liquidations"}
-
-
-def _hm(ms: int) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(ms / 1000))
 
 
 @dataclass

@@ -1,11 +1,11 @@
-"""Output of ``liqtui levels``: a JSON document (schema 1) or an aligned text table."""
+"""Output of ``liqtui levels``: a JSON document (schema 1) or an aligned text table, and for
+several venues summed, who holds what and who was left out."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import Decimal
 
-from .config import format_duration
+from .units import format_duration, usd, utc  # usd, utc: also imported from here
 
 SCHEMA = 1
 NOTE = "Estimates: where leveraged positions were likely opened (LQ-1), not known positions."
@@ -51,18 +51,6 @@ def levels_document(hm, symbol: str, top: int, venues=("binance",)) -> dict:
         ],
         "totals": {k: _num(totals[k], 2) for k in ("long_usd", "short_usd")},
     }
-
-
-def usd(x: float) -> str:
-    """$950, $123.45K, $12.35M, $1.23B."""
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"${x / div:,.2f}{unit}"
-    return f"${x:,.0f}"
-
-
-def utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _model_options(p) -> str:
@@ -131,3 +119,48 @@ def levels_text(hm, symbol: str, top: int, threshold: float, color: bool = False
         f"resting under these filters: longs {usd(t['long_usd'])}, shorts {usd(t['short_usd'])}",
     ]
     return "\n".join(head + lines) + "\n"
+
+
+# ---------------------------------------------------------------- several venues (--venue all)
+
+
+def add_venues(doc: dict, hm, top: int) -> None:
+    """Schema 1 for --venue all: the venues left out, and each level's USD by venue."""
+    doc["dropped"] = [{"venue": v, "reason": r} for v, r in hm.dropped.items()]
+    for row, lv in zip(doc["levels"], hm.levels(top)):
+        row["by_venue"] = {v: round(x, 2) for v, x in hm.level_venues(lv).items()}
+    by = hm.usd_by_venue().sum(axis=2)  # (V, 2)
+    doc["totals"]["by_venue"] = {v: {"long_usd": round(float(by[i, 0]), 2),
+                                     "short_usd": round(float(by[i, 1]), 2)}
+                                 for i, v in enumerate(hm.venues)}
+
+
+def venue_title(text: str, venues, summed: bool) -> str:
+    """The table's first line names the venue(s) the levels come from ("Binance+Bybit+OKX"
+    for a sum, even of one venue left)."""
+    from .feeds.venues import VENUES
+
+    if not summed and tuple(venues) == ("binance",):  # what the table says already
+        return text
+    name = ("+".join(VENUES[v].label for v in venues) if summed
+            else f"{VENUES[venues[0]].label} {VENUES[venues[0]].market}")
+    head, _, rest = text.partition("\n")
+    return head.replace(" · Binance USDⓈ-M · ", f" · {name} · ", 1) + "\n" + rest
+
+
+def venues_text(hm, top: int) -> str:
+    """Each level's USD stacked by venue, and who was left out."""
+    from .feeds.venues import VENUES
+
+    d = price_decimals(hm.bin_width)
+    rows = [("#", "price", *(VENUES[v].label for v in hm.venues))]
+    for i, lv in enumerate(hm.levels(top), 1):
+        split = hm.level_venues(lv)
+        rows.append((str(i), f"{lv.price:,.{d}f}",
+                     *(f"{usd(split[v])} {100 * split[v] / lv.usd:3.0f}%" for v in hm.venues)))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["", "by venue: each level's USD per venue (prices mapped onto "
+             f"{VENUES[hm.reference_venue].label}'s)"]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    lines += [f"left out: {VENUES[v].label}: {r}" for v, r in hm.dropped.items()]
+    return "\n".join(lines) + "\n"

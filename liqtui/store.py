@@ -39,9 +39,7 @@ from .feeds.series import STEP_KEYS
 
 APPLICATION_ID = 0x6C717475  # "lqtu"
 SCHEMA_VERSION = 2
-STEP_MS = 300_000
-MINUTE_MS = 60_000
-DAY_MS = 86_400_000
+from .units import DAY as DAY_MS, MINUTE as MINUTE_MS, STEP_MS  # noqa: E402
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BACKLOG = 2_000_000  # rows kept in memory while writes fail (then the oldest are dropped)
 _VALUE_KEYS = STEP_KEYS[1:]

@@ -19,10 +19,7 @@ from .feeds.events import FeedStatus, Liquidation, MarkPrice
 from .feeds.series import SymbolSeries
 from .feeds.settings import FeedSettings
 from .report import levels_text, usd, utc
-
-
-def _hm(ms: int) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(ms / 1000))
+from .units import hms as _hm
 
 
 class Watch:

@@ -73,20 +73,70 @@ def test_no_command_is_the_live_view(capsys):
     assert "--demo" in out and "--colors" in out and "live heatmap" in out
 
 
+def _commands(parser, prefix=()) -> list[tuple[str, ...]]:
+    """Every command and nested command of ``parser`` (e.g. ("store", "info")), from the
+    parser itself: a new command is checked without editing this test."""
+    import argparse
+
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += [(*prefix, name), *_commands(sub, (*prefix, name))]
+    return out
+
+
 def test_help_and_version_import_nothing_heavy():
+    from liqtui.cli import build_parser
+
+    commands = _commands(build_parser())
+    assert {"levels", "watch", "sim", "record", "replay", ("store", "info")} <= {
+        c[0] if len(c) == 1 else c for c in commands}
+    argvs = [["--help"], ["--version"], *([*c, "--help"] for c in commands)]
     code = (
         "import sys\n"
         "from liqtui.cli import main\n"
-        "for argv in (['--help'], ['--version'], ['levels', '--help']):\n"
+        f"for argv in {argvs!r}:\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "print('HEAVY', sorted(m for m in ('numpy', 'textual', 'aiohttp') if m in sys.modules))\n"
+        "    print('HEAVY', argv, sorted(m for m in ('numpy', 'textual', 'aiohttp') if m in sys.modules))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[-1] == "HEAVY []"
+    heavy = [line for line in r.stdout.splitlines() if line.startswith("HEAVY ")]
+    assert heavy == [f"HEAVY {argv} []" for argv in argvs]
+
+
+def test_venue_urls_are_resolved_in_one_place(monkeypatch):
+    """Flag (the chosen venue's only) > LIQTUI_<VENUE>_*_URL > the registry's default."""
+    from argparse import Namespace
+
+    from liqtui.cli.options import venue_urls
+    from liqtui.feeds.venues import VENUES
+
+    for v in VENUES.values():
+        monkeypatch.delenv(v.env_rest, raising=False)
+        monkeypatch.delenv(v.env_ws, raising=False)
+    first, *others = VENUES
+    for v in others:
+        monkeypatch.setenv(VENUES[v].env_rest, "http://127.0.0.1:1")
+    urls = venue_urls(Namespace(venue=first, rest_url="http://127.0.0.1:2/", ws_url=None), VENUES)
+    assert urls[first] == ("http://127.0.0.1:2", VENUES[first].ws_url)
+    assert all(urls[v] == ("http://127.0.0.1:1", VENUES[v].ws_url) for v in others)
+    with pytest.raises(ValueError, match="--ws-url 'http://x'"):
+        venue_urls(Namespace(venue=first, rest_url=None, ws_url="http://x"), [first])
+
+
+def test_help_names_the_venues_of_the_registry(capsys):
+    from liqtui.feeds.venues import VENUES
+
+    with pytest.raises(SystemExit):
+        main(["levels", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert f"VENUE = {', '.join(v.upper() for v in VENUES)};" in out
+    assert all(v.label in out for v in VENUES.values() if not v.taker_in_candles)
 
 
 def test_python_dash_m_runs_levels(files):

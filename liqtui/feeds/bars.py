@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .events import Bar
 
-MINUTE_MS = 60_000
+from ..units import MINUTE as MINUTE_MS  # also imported from here (replay)
 
 # minute bar layout (a list, mutated in place): open, high, low, close, volume, quote, taker-buy quote
 _O, _H, _L, _C, _V, _Q, _B = range(7)

@@ -35,7 +35,7 @@ from .events import (
 from .rest import Backfill, BannedError, RestError, now_ms
 from .settings import FeedSettings
 
-STEP_MS = 300_000
+from ..units import STEP_MS  # noqa: E402 - binance, bybit, okx import it from here too
 
 
 @dataclass(frozen=True, slots=True)

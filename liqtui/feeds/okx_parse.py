@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency
 VENUE = "okx"
 COUNTER_KEYS = _BASE_KEYS + ("foreign",)  # instruments that are not ours
 QUOTES = ("USDT", "USDC")
-MINUTE_MS = 60_000
+from ..units import MINUTE as MINUTE_MS  # noqa: E402
 _INF = float("inf")
 _NAN = float("nan")
 

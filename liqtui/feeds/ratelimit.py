@@ -19,6 +19,8 @@ import math
 import time
 from collections import deque
 
+from ..units import utc_seconds as _utc
+
 OI_HIST_WINDOW_S = 300.0
 
 
@@ -30,10 +32,6 @@ class Blocked(Exception):
         self.banned = banned
         what = "banned (HTTP 418)" if banned else "rate limited (HTTP 429)"
         super().__init__(f"Binance REST {what} until {_utc(until_wall_ms)}")
-
-
-def _utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
 class WeightLimiter:

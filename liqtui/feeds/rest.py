@@ -17,6 +17,7 @@ from .contract import VenueRest
 from .events import FeedState, FeedStatus
 from .settings import FeedSettings
 from .venues import check_base_url
+from ..units import utc_seconds as utc
 
 
 class RestError(Exception):
@@ -64,10 +65,6 @@ class Backfill(dict):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
 def find_symbol(symbol: str, tradable: dict, listed: dict, *, venue: str, market: str,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-DAY_MS = 86_400_000
+from ..units import DAY as DAY_MS
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 from .grid import Grid, choose_bin_width, coarser_width
 from .heatmap import Heatmap
 from .params import ModelParams
+from ..units import STEP_MS, utc
 
 REQUIRED = (
     "time", "open", "high", "low", "close", "volume",
@@ -136,7 +137,7 @@ def _prepare(bars: Mapping, p: ModelParams) -> dict:
                                     arr["taker_buy_quote_volume"], p.alpha)
 
     diffs = np.diff(t)
-    interval = 300_000  # a lone bar: assume the 5-minute step of the live feed
+    interval = STEP_MS  # a lone bar: assume the 5-minute step of the live feed
     if T > 1:
         vals, counts = np.unique(diffs, return_counts=True)
         interval = int(vals[counts.argmax()])
@@ -203,9 +204,7 @@ def _delta_oi(t, oi, interval, p: ModelParams, warnings: list[str]) -> np.ndarra
 
 
 def _iso(ms) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(int(ms) / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return utc(int(ms))
 
 
 # --------------------------------------------------------------------------- phase 1

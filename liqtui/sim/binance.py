@@ -25,15 +25,12 @@ from dataclasses import dataclass
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..units import DAY, HOUR, MINUTE as MIN, SECOND as SEC
 from . import replay as _replay
 from .faults import DropClock
 from .protocol import SimProtocol
 from .wire import (
-    DAY,
-    HOUR,
-    MIN,
     PING,
-    SEC,
     Conn,
     decimals,
     dumps,

@@ -43,9 +43,7 @@ from .faults import DropClock
 from .protocol import SimProtocol
 from .wire import Conn, decimals, dumps, fmt, unindex, with_extra_fields, writer
 
-SEC = 1000
-MIN = 60 * SEC
-DAY = 24 * 60 * MIN
+from ..units import DAY, MINUTE as MIN, SECOND as SEC
 
 KLINE_INTERVALS = {"1": MIN, "3": 3 * MIN, "5": 5 * MIN, "15": 15 * MIN, "30": 30 * MIN,
                    "60": 60 * MIN, "120": 120 * MIN, "240": 240 * MIN, "360": 360 * MIN,

@@ -48,7 +48,7 @@ from . import traders
 from .symbols import ENGINE_VERSION
 from .triggers import TriggerBook
 
-MIN = 60_000
+from ..units import MINUTE as MIN
 DAY_MIN = 1440
 COMPACT_EVERY = 720           # minutes (aligned to UTC): drop closed positions from the arrays
 RECENT_MINUTES = 360          # minutes of intra-minute paths kept for rendering live events

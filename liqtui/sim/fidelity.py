@@ -28,7 +28,7 @@ from .market import Market
 
 FIDELITY_NOW = 1_788_220_800_000  # 2026-09-01 00:00 UTC: a fixed instant, reproducible runs
 REGIMES = ("calm", "trending", "volatile")
-STEP_MS = 300_000
+from ..units import STEP_MS  # noqa: E402
 WINDOW = 0.005
 NEAR = 0.10
 

@@ -50,11 +50,11 @@ from . import replay as _replay
 from ..feeds.venues import VENUES
 from .faults import DropClock
 from .protocol import SimProtocol
-from .wire import MIN, close, decimals, dumps, fmt, unindex, with_extra_fields, writer
+from .wire import close, decimals, dumps, fmt, unindex, with_extra_fields, writer
 
 log = logging.getLogger(__name__)
 
-SEC = 1000
+from ..units import MINUTE as MIN, SECOND as SEC  # noqa: E402
 # contract value (base per contract) as on OKX; others: 1
 CT_VAL = {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0, "BNB": 0.01, "XRP": 100.0, "DOGE": 1000.0,
           "NEW": 10.0}

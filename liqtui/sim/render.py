@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-MIN = 60_000
+from ..units import MINUTE as MIN
 KLINE_EVERY = 500  # ms between kline updates of the forming bar
 _TRADE, _LIQ, _MARK, _KLINE = 0, 1, 2, 3
 

@@ -26,10 +26,11 @@ import random
 
 from aiohttp import WSCloseCode, web
 
+from ..units import DAY, MINUTE as MIN  # noqa: F401 - re-exported for the tests
 from . import wire
 from .faults import Faults
 from .venues import load_protocols
-from .wire import DAY, MIN, jsonable  # noqa: F401 - DAY, MIN: re-exported for the tests
+from .wire import jsonable
 
 log = logging.getLogger(__name__)
 

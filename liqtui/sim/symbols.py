@@ -9,8 +9,7 @@ import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-MIN = 60_000
-DAY = 86_400_000
+from ..units import DAY, MINUTE as MIN
 # the tape's version: part of the cache key, bumped whenever the engine generates differently
 ENGINE_VERSION = 2
 

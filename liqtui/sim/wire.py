@@ -20,11 +20,6 @@ from aiohttp import WSCloseCode, web
 
 log = logging.getLogger("liqtui.sim.server")
 
-SEC = 1000
-MIN = 60 * SEC
-HOUR = 60 * MIN
-DAY = 24 * HOUR
-
 PING = object()                   # writer-queue tokens besides frame strings: a ping frame …
 CLOSE = object()                  # … and the close handshake (after what is queued)
 

@@ -36,7 +36,7 @@ from ..model import ModelParams, build_heatmap
 from ..model.venues import aggregate
 
 log = logging.getLogger("liqtui.feeds")
-DAY = 86_400_000
+from ..units import DAY  # noqa: E402
 
 
 @dataclass(frozen=True)
