@@ -38,6 +38,7 @@ from .wire import (
     http_5xx,
     unindex,
     wall_seconds,
+    wind_down,
     with_extra_fields,
     writer,
 )
@@ -542,13 +543,7 @@ class Protocol(SimProtocol):
                 await self._reader(conn)
             finally:
                 self._unsubscribe(conn, list(conn.subs))
-                conn.closing = True
-                conn.wake.set()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(conn.writer, 2.0)   # finishes a close handshake
-                if not ws.closed:
-                    with contextlib.suppress(Exception):
-                        await ws.close()
+                await wind_down(conn)        # finishes a close handshake
                 self._conns.discard(conn)    # last: stop() waits for this
             return ws
         return handler

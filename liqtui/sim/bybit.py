@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import time
 from collections import deque
@@ -41,7 +40,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .faults import DropClock
 from .protocol import SimProtocol
-from .wire import Conn, decimals, dumps, fmt, unindex, with_extra_fields, writer
+from .wire import Conn, decimals, dumps, fmt, unindex, wind_down, with_extra_fields, writer
 
 from ..units import DAY, MINUTE as MIN, SECOND as SEC
 
@@ -373,13 +372,7 @@ class Protocol(SimProtocol):
             await self._reader(conn)
         finally:
             self._unsubscribe(conn, list(conn.subs))
-            conn.closing = True
-            conn.wake.set()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(conn.writer, 2.0)
-            if not ws.closed:
-                with contextlib.suppress(Exception):
-                    await ws.close()
+            await wind_down(conn)
             self._conns.discard(conn)
             self._ids.pop(conn, None)
         return ws

@@ -9,6 +9,7 @@ use them without reaching into another venue's or the server's private names.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -156,6 +157,18 @@ async def writer(conn) -> None:
         return   # the peer went away; the reader cleans up
     except Exception:  # noqa: BLE001 - never let one socket take the server down
         log.exception("sim websocket writer failed")
+
+
+async def wind_down(conn) -> None:
+    """After a connection's reader returns: let its writer finish what is queued (a close
+    handshake included, at most 2 s), then make sure the socket is closed."""
+    conn.closing = True
+    conn.wake.set()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(conn.writer, 2.0)
+    if not conn.ws.closed:
+        with contextlib.suppress(Exception):
+            await conn.ws.close()
 
 
 def unindex(index: dict, conn, names) -> list:
