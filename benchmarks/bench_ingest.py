@@ -32,7 +32,7 @@ async def main(count, days, symbols):
     sx = SimExchange(Market(symbols.split(","), seed=1, history_days=days, cache_dir=cache))
     await sx.start()
     if count:
-        await sx.prepare_replay(count)   # render before the clock starts
+        await sx.protocol("binance").prepare_replay(count)   # render before the clock starts
     print(sx.port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until stdin closes
     await sx.stop()

@@ -27,18 +27,16 @@ from bench_ingest import one_run as binance_run  # noqa: E402
 SERVER = r"""
 import asyncio, os, sys, tempfile
 from liqtui.sim.market import Market
-from liqtui.sim.okx import Protocol
 from liqtui.sim.server import SimExchange
 
 async def main(count, warm_up):
     cache = os.path.join(tempfile.gettempdir(), "liqtui-sim-cache")
     sx = SimExchange(Market(["BTCUSDT"], seed=1, history_days=1.0, cache_dir=cache),
-                     venues=("okx",))
+                     venues=("binance", "okx"))
     await sx.start()
-    okx = next(p for p in sx.protocols if isinstance(p, Protocol))
     for n in (count, min(count, warm_up)):
-        await okx.prepare_replay(n)      # render before the clock starts
-        await sx.prepare_replay(n)
+        await sx.protocol("okx").prepare_replay(n)      # render before the clock starts
+        await sx.protocol("binance").prepare_replay(n)
     print(sx.port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await sx.stop()

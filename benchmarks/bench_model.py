@@ -6,11 +6,11 @@ Prints a table: median of N runs (default 7) after one warm-up, per case. Memory
 symbol keeps: the result's arrays (history columns, final state, per-step series) plus the
 stored bars; "peak" is the transient high-water mark of one rebuild (tracemalloc).
 
-The venue rows run the same synthetic market as three venues, shaped like the simulator's
-(liqtui/sim/venues.py: basis +0.04 % and −0.03 %, open interest × 0.55 and × 0.35): the
-aggregated rebuild (three builds on one bin width, then ``aggregate``) and ``aggregate``
-alone; "× single" compares with the single-venue rebuild measured in the same round-robin
-(goal: the aggregated rebuild ≤ 3×).
+The venue rows run the same synthetic market as every venue of the registry, shaped like the
+simulator's (``liqtui.sim.venues.SHAPES``, from ``liqtui.feeds.venues``: each venue's basis and
+its shares of volume and open interest): the aggregated rebuild (one build per venue on one
+bin width, then ``aggregate``) and ``aggregate`` alone; "× single" compares with the
+single-venue rebuild measured in the same round-robin (goal: the aggregated rebuild ≤ 3×).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from synth import synthetic_bars  # noqa: E402
 from liqtui.model import build_heatmap  # noqa: E402
 from liqtui.model.venues import aggregate, build_venues  # noqa: E402
 
-VENUES = {"binance": (0.0, 1.0, 1.0), "bybit": (0.0004, 0.6, 0.55), "okx": (-0.0003, 0.45, 0.35)}
+from liqtui.sim.venues import SHAPES  # noqa: E402 - the registry's shapes, as the simulator serves
+
+N = len(SHAPES)
 
 CASES = [
     ("30d of 5m bars", 8_640, 300_000, {}),
@@ -69,8 +71,8 @@ def venue_bars(bars: dict) -> dict:
     """The same bars as each venue would serve them: prices × (1 + basis), volumes and open
     interest × the venue's shares."""
     out = {}
-    for name, (basis, vol, oi) in VENUES.items():
-        k = 1.0 + basis
+    for name, shape in SHAPES.items():
+        k, vol, oi = shape.k, shape.volume_share, shape.oi_share
         d = {key: bars[key] * k for key in ("open", "high", "low", "close")}
         d.update(time=bars["time"], volume=bars["volume"] * vol, open_interest=bars["open_interest"] * oi,
                  quote_volume=bars["quote_volume"] * vol * k,
@@ -85,9 +87,9 @@ def bench_venues(runs: int) -> list[dict]:
     built = build_venues(bars).sources
     cases = [
         ("1 venue (binance)", lambda: build_heatmap(bars["binance"])),
-        ("3 venues", lambda: build_venues(bars, threads=False)),
-        ("3 venues, threads", lambda: build_venues(bars, threads=True)),
-        ("aggregate only (3 built)", lambda: aggregate(built, bars)),
+        (f"{N} venues", lambda: build_venues(bars, threads=False)),
+        (f"{N} venues, threads", lambda: build_venues(bars, threads=True)),
+        (f"aggregate only ({N} built)", lambda: aggregate(built, bars)),
     ]
     out = {name: f() for name, f in cases}  # warm-up
     times: dict[str, list[float]] = {name: [] for name, _ in cases}

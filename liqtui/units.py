@@ -21,6 +21,12 @@ UI_RANGES = {"12h": 12 * HOUR, "24h": 24 * HOUR, "3d": 3 * DAY, "7d": 7 * DAY, "
 STEP_MS = 5 * MINUTE  # one closed step: the bar the model, the live feeds and the store use
 
 
+def and_list(words) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    words = list(words)
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
 def usd(x: float) -> str:
     """$950, $123.45K, $12.35M, $1.23B."""
     for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from liqtui.feeds.venues import VENUES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # name, size, extra flags, environment, keys to press before the capture, title
@@ -34,7 +36,7 @@ SHOTS = [
     ("small-80x24", (80, 24), ["--colors", "256"], {}, [], "80×24"),
     ("wide-200x60", (200, 60), [], {"COLORTERM": "truecolor"}, [], "200×60"),
     ("venues", (120, 40), ["--venue", "all"], {"COLORTERM": "truecolor"}, ["V"],
-     "Binance+Bybit+OKX summed, levels by venue (--venue all, V)"),
+     "+".join(v.label for v in VENUES.values()) + " summed, levels by venue (--venue all, V)"),
 ]
 
 

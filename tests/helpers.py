@@ -160,9 +160,7 @@ def on_tick(px: str, tick: float) -> bool:
 
 def okx_protocol(sx):
     """The simulator's OKX side (its counters and switches)."""
-    from liqtui.sim.okx import Protocol
-
-    return next(p for p in sx.protocols if isinstance(p, Protocol))
+    return sx.protocol("okx")
 
 
 # ---------------------------------------------------------------------------- live clients

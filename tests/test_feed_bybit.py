@@ -219,7 +219,7 @@ async def test_live_trades_marks_oi_and_liquidations_long_short_right(market):
                         and f.of(Bar, sym) and f.of(OpenInterest, sym)
                         and len(f.of(Liquidation, sym)) >= 4, what=f"{sym} events")
         c = dict(f.live.counters)
-        proto = sx.protocols[0]
+        proto = sx.protocol("bybit")
         subscribed = set(proto._index)
     assert f.states()[:2] == [FeedState.CONNECTING, FeedState.LIVE]
     assert c["malformed"] == c["unknown"] == c["reconnects"] == c["sub_errors"] == 0
@@ -243,7 +243,7 @@ async def test_live_trades_marks_oi_and_liquidations_long_short_right(market):
 
 
 async def test_dropped_connections_reconnect_resubscribe_and_report_the_gap(sim):
-    proto = sim.protocols[0]
+    proto = sim.protocol("bybit")
     async with feed(sim, ("BTCUSDT",)) as f:
         await until(lambda: f.state is FeedState.LIVE and len(f.of(Trade)) > 10, what="LIVE")
         acks = f.live.counters["replies"]
@@ -266,16 +266,16 @@ async def test_a_silent_socket_is_stale_and_replaced(sim):
 
 
 async def test_pings_keep_the_socket_and_without_them_the_venue_hangs_up(sim):
-    sim.protocols[0].idle_cut_s = 1.0
+    sim.protocol("bybit").idle_cut_s = 1.0
     async with feed(sim, ("BTCUSDT",), ping_s=0.3) as f:
         await until(lambda: f.state is FeedState.LIVE, what="LIVE")
         t0 = time.monotonic()
         await until(lambda: time.monotonic() - t0 > 2.5, what="a while")
-        assert f.live.counters["reconnects"] == 0 and sim.protocols[0].counters["idle_cuts"] == 0
+        assert f.live.counters["reconnects"] == 0 and sim.protocol("bybit").counters["idle_cuts"] == 0
     async with feed(sim, ("BTCUSDT",), ping_s=60) as f:
         await until(lambda: f.live.counters["reconnects"] >= 1, what="the idle cut")
         await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
-    assert sim.protocols[0].counters["idle_cuts"] >= 1
+    assert sim.protocol("bybit").counters["idle_cuts"] >= 1
 
 
 async def test_malformed_truncated_and_extra_fields_are_counted_and_survived(sim):

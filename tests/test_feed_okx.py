@@ -29,7 +29,8 @@ from liqtui.feeds.okx import (
 from liqtui.feeds.okx_parse import Instrument, Instruments
 from liqtui.feeds.rest import BannedError, RestError, UnknownSymbolError
 from liqtui.sim.market import Market
-from liqtui.sim.server import SimExchange, _fmt
+from liqtui.sim.server import SimExchange
+from liqtui.sim.wire import fmt
 from liqtui.sim.venues import VenueMarket
 
 from helpers import (DAY, MIN, SCALE, STEP, Feed, assert_equals_an_uninterrupted_run,
@@ -68,7 +69,7 @@ async def test_backfill_of_a_day_matches_the_venue(sim, market):
     assert [r[0] for r in kl] == t.tolist()
     for j, key in ((1, "open"), (2, "high"), (3, "low"), (4, "close")):
         assert bf[key].tolist() == [float(p._px(inst, r[j])) for r in kl], key
-    assert bf["volume"].tolist() == [float(_fmt(r[5], 4)) for r in kl]   # BTC: 0.0001
+    assert bf["volume"].tolist() == [float(fmt(r[5], 4)) for r in kl]   # BTC: 0.0001
     np.testing.assert_allclose(bf["quote_volume"], [r[7] for r in kl], rtol=1e-9)
     # the venue's volume share of the market (45 %), in base units, not contracts
     raw = market.klines("BTCUSDT", STEP, start_ms=start, end_ms=end - 1, limit=1500)

@@ -21,6 +21,7 @@ import liqtui.sim.market as sim_market
 import liqtui.sim.server as sim_server
 from liqtui.feeds import BinanceLive
 from liqtui.feeds.events import Liquidation, MarkPrice
+from liqtui.feeds.venues import VENUES
 from liqtui.store import Store, _connect, _migrate
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT")
@@ -323,9 +324,9 @@ async def test_all_venues_are_recorded_side_by_side(tmp_path, env):
     rec = await Recording(["--demo", "--venue", "all", "--symbols", "BTCUSDT", "--demo-days",
                            "0.2", "--demo-speed", "30", "--backfill", "1h", "--every", "1",
                            "--data-dir", str(tmp_path)], env).start()
-    for venue in ("binance", "bybit", "okx"):
+    for venue in VENUES:
         await rec.wait_for(rf"{venue} BTCUSDT: backfilled 1[123] closed steps")
-    await rec.wait_for(r"okx LIVE")
+    await rec.wait_for(rf"{list(VENUES)[-1]} LIVE")
     await asyncio.sleep(2)
     rec.proc.send_signal(signal.SIGTERM)
     assert await rec.finish() == 0
@@ -333,16 +334,15 @@ async def test_all_venues_are_recorded_side_by_side(tmp_path, env):
     assert "Traceback" not in text and "Unclosed" not in text, text
     with Store(tmp_path / "liqtui.db", readonly=True) as st:
         series = {s["venue"]: s for s in st.info()["series"]}
-        assert set(series) == {"binance", "bybit", "okx"}
+        assert set(series) == set(VENUES)
         assert all(s["bars"] >= 11 and s["symbol"] == "BTCUSDT" for s in series.values())
         closes = {v: st.steps(v, "BTCUSDT")["close"][-1] for v in series}
-    # one simulated market seen through three venues: the same price but for each basis
+    # one simulated market seen through every venue: the same price but for each basis
     assert max(closes.values()) / min(closes.values()) < 1.01
 
 
 def test_the_record_venue_choices_are_the_registry():
     from liqtui.cli import build_parser
-    from liqtui.feeds.venues import VENUES
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     venue = next(a for a in sub.choices["record"]._actions if a.dest == "venue")

@@ -38,7 +38,7 @@ def serve(exchange, http):
     async def _serve(market=None, **kw):
         sim = await exchange(market if market is not None else fixed_market(), venues=["bybit"],
                              **kw)
-        return sim, http, sim.protocols[0]
+        return sim, http, sim.protocol("bybit")
 
     return _serve
 

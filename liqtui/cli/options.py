@@ -10,7 +10,7 @@ import sys
 
 from ..config import OPTIONS, UI_RANGES, ConfigError, load_settings
 from ..feeds.venues import VENUES
-from ..units import parse_duration
+from ..units import and_list, parse_duration  # noqa: F401 - and_list: the commands use it
 
 VENUE_NAMES = tuple(VENUES)  # the venue table is light to import (no aiohttp, no numpy)
 RANGES = UI_RANGES  # the ranges a lookback (levels, watch) or the app's view may take
@@ -190,12 +190,6 @@ def add_feed_timer_args(p) -> None:
 def env_names() -> str:
     """'BINANCE, BYBIT, OKX': the VENUE of LIQTUI_<VENUE>_REST_URL, from the registry."""
     return ", ".join(name.upper() for name in VENUES)
-
-
-def and_list(words) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    words = list(words)
-    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 # ---------------------------------------------------------------- settings, URLs, the store

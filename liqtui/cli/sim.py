@@ -1,19 +1,22 @@
-"""``liqtui sim``: the simulated exchange on loopback (Binance USDⓈ-M protocol)."""
+"""``liqtui sim``: the simulated exchange on loopback (every venue's protocol)."""
 
 from __future__ import annotations
 
 import argparse
 
 from ..feeds.venues import VENUES
+from ..units import and_list
 from .options import error, port_number, positive_float, sim_cache, symbol_list
 
 
 def add_parser(sub) -> None:
     sm = sub.add_parser(
         "sim",
-        help="run the simulated exchange (Binance USDⓈ-M protocol on loopback)",
+        help="run the simulated exchange (every venue's protocol on loopback: "
+        + ", ".join(v.label for v in VENUES.values()) + ")",
         description="Run the simulated exchange: a market of leveraged traders served over "
-        "Binance USDⓈ-M\nREST and WebSocket on loopback, for demos, tests and benchmarks. "
+        "the REST and\nWebSocket protocols of " + and_list(f"{v.label} {v.market}" for v in VENUES.values())
+        + ",\nall on one loopback port, for demos, tests and benchmarks. "
         "Its liquidations are\nreal consequences of the simulated positions; /sim/truth "
         "returns their true liquidation map.",
         epilog="faults: comma-separated name=value, e.g. drop_every_s=30,malformed_rate=0.01,"

@@ -18,6 +18,7 @@ _EXPORTS = {
     "LiveFeed": "live", "VENUES": "venues", "venue": "venues",
     "BybitRest": "bybit", "BybitLive": "bybit",
     "OkxRest": "okx", "OkxLive": "okx",
+    "VenueRest": "contract", "VenueLive": "contract",
 }
 
 __all__ = sorted(_EXPORTS)

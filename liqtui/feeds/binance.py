@@ -42,10 +42,11 @@ from .rest import (
     now_ms,
     utc,
 )
+from .venues import VENUES
 from .settings import FeedSettings
 
-DEFAULT_REST_URL = "https://fapi.binance.com"
-DEFAULT_WS_URL = "wss://fstream.binance.com"
+DEFAULT_REST_URL = VENUES["binance"].rest_url   # the registry declares them
+DEFAULT_WS_URL = VENUES["binance"].ws_url
 KLINE_LIMIT = 1500
 OI_HIST_LIMIT = 500
 INTERVALS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,

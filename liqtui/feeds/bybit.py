@@ -60,10 +60,11 @@ from .rest import (
     now_ms,
     utc,
 )
+from .venues import VENUES
 from .settings import FeedSettings
 
-DEFAULT_REST_URL = "https://api.bybit.com"
-DEFAULT_WS_URL = "wss://stream.bybit.com"
+DEFAULT_REST_URL = VENUES["bybit"].rest_url   # the registry declares them
+DEFAULT_WS_URL = VENUES["bybit"].ws_url
 WS_PATH = "/v5/public/linear"
 KLINE_LIMIT = 1000
 OI_LIMIT = 200
@@ -391,6 +392,12 @@ class BybitLive(LiveFeed):
         # the hot path without a wrapper: one message → events, acks to _on_reply
         self._parse = partial(parse_frame, counters=self.counters, book=self.book,
                               on_reply=self._on_reply)
+
+    def _parse(self, data) -> list:
+        # the class-level hook of the contract; __init__ binds the same call as a partial
+        # (the hot path without a wrapper), which shadows this on every instance
+        return parse_frame(data, counters=self.counters, book=self.book,
+                           on_reply=self._on_reply)
 
     def _plan(self):
         topics = []

@@ -20,6 +20,7 @@ import numpy as np
 
 from .backoff import Backoff
 from .bars import BarBuilder
+from .contract import VenueLive
 from .events import (
     Bar,
     FeedState,
@@ -80,8 +81,9 @@ class Conn:
         self.subscribed = False  # the successor socket was subscribed during the rotation
 
 
-class LiveFeed:
-    """The venue-neutral live feed: sockets, states, dedupe, gaps and closed steps.
+class LiveFeed(VenueLive):
+    """The venue-neutral live feed: sockets, states, dedupe, gaps and closed steps (the
+    public half of ``contract.VenueLive``).
 
     A venue subclass says which sockets to open (``_plan``), what to send on each after every
     (re)connect (``_subscribe``), how to keep it alive (``_keepalive``), how to read a frame
@@ -136,25 +138,8 @@ class LiveFeed:
         self._stopping = False
 
     # ---------------------------------------------------------------- venue hooks
-
-    def _plan(self) -> list[tuple[str, list, tuple[str, ...]]]:
-        """The sockets to open: (full URL, its streams or subscription args, its symbols)."""
-        raise NotImplementedError
-
-    async def _subscribe(self, c: Conn, ws) -> None:
-        """Send ``c``'s subscriptions; called after every (re)connect (the venues keep no
-        subscriptions across connections). Default: nothing (streams in the URL)."""
-
-    async def _keepalive(self, c: Conn, ws) -> None:
-        """Application-level pings while ``ws`` is open (cancelled when it closes)."""
-
-    def _parse(self, data) -> list:
-        """One WebSocket message (bytes or str) → events; never raises (counts instead)."""
-        raise NotImplementedError
-
-    def _extra_pollers(self) -> list:
-        """REST coroutines to run beside the sockets (Binance polls open interest)."""
-        return []
+    # _plan and _parse are the venue's (abstract); _subscribe, _keepalive and _extra_pollers
+    # default to nothing in contract.VenueLive
 
     def _new_trade(self, ev: Trade) -> bool:
         """False for a trade already seen (ids increase per symbol at Binance and OKX)."""

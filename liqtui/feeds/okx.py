@@ -54,10 +54,11 @@ from .rest import (
     check_base_url,
     utc,
 )
+from .venues import VENUES
 from .settings import FeedSettings
 
-DEFAULT_REST_URL = "https://www.okx.com"
-DEFAULT_WS_URL = "wss://ws.okx.com:8443"
+DEFAULT_REST_URL = VENUES["okx"].rest_url   # the registry declares them
+DEFAULT_WS_URL = VENUES["okx"].ws_url
 PAGE = 100                 # rows per candles / history-candles / rubik page (safe everywhere)
 RECENT_ROWS = 1440         # /market/candles and rubik serve the latest 1,440 rows
 OI_MARGIN = 72             # rubik rows not relied on: its window moves on while we page

@@ -13,6 +13,7 @@ import time
 import aiohttp
 import numpy as np
 
+from .contract import VenueRest
 from .events import FeedState, FeedStatus
 from .settings import FeedSettings
 from .venues import check_base_url
@@ -122,10 +123,11 @@ def join_steps(kl, mk, oi, iv, period) -> dict[str, np.ndarray]:
     return out
 
 
-class RestClient:
+class RestClient(VenueRest):
     """What every venue's REST client shares: the aiohttp session (its own unless one is
     given; HTTP(S) proxies from the environment honoured), ``on_status`` reports that never
-    break a request, and ``_steps``, the skeleton of ``backfill()``."""
+    break a request, and ``_steps``, the skeleton of ``backfill()``. The rest of
+    ``contract.VenueRest`` is the venue's."""
 
     VENUE = ""     # FeedStatus.venue
     LABEL = ""     # "Binance": messages
@@ -148,21 +150,12 @@ class RestClient:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.close()
-
     def _emit(self, state: FeedState, reason: str = "", until: int | None = None) -> None:
         if self.on_status is not None:
             try:
                 self.on_status(FeedStatus(self.VENUE, state, now_ms(), reason, until))
             except Exception:  # a broken callback must not break REST
                 pass
-
-    async def server_time(self, *, max_wait: float | None = None) -> int:
-        raise NotImplementedError
 
     # the venues' request loops share one attempt and one failure tail; what an answer
     # means (bans, rate limits, error envelopes) is each venue's own

@@ -1,8 +1,14 @@
-"""The venues liqtui reads, by name: their clients, default base URLs and settings names.
+"""The venues liqtui reads, by name: everything a venue is, declared once.
 
-One table, so the CLI, the app, the recorder and the tests choose a venue the same way and a
-new venue is one entry. Client classes are named lazily ("module:Class") so importing this
-module costs nothing (the CLI reads the names for ``--help``: no aiohttp, no numpy).
+One table, so the CLI, the app, the recorder, the simulated exchange, the benchmarks and the
+tests choose and describe a venue the same way, and a new venue is one entry (plus its own
+modules: ``feeds/<venue>.py`` and its parser, ``sim/<venue>.py``, fixtures and tests).
+
+What an entry names must satisfy the venue contract: the REST client ``liqtui.feeds.contract
+.VenueRest``, the live client ``liqtui.feeds.contract.VenueLive``, the simulated protocol
+``liqtui.sim.protocol.SimProtocol``. Classes and functions are named lazily ("module:name")
+so importing this module costs nothing (the CLI reads the names for ``--help``: no aiohttp,
+no numpy, no textual).
 """
 
 from __future__ import annotations
@@ -18,12 +24,26 @@ class Venue:
     name: str            # "binance": flags, config, store keys, events' ``venue``
     label: str           # "Binance": the header and messages
     market: str          # "USDⓈ-M perpetuals"
-    rest: str            # "module:Class" of the REST client (``backfill``, ``symbol``, …)
-    live: str            # "module:Class" of the ``LiveFeed`` subclass
+    header: str          # "Binance USD-M": the app's header when this venue is viewed
+    rest: str            # "module:Class" of the REST client (a ``VenueRest``)
+    live: str            # "module:Class" of the live client (a ``VenueLive``)
+    sim: str             # "module:Class" of the simulated protocol (a ``SimProtocol``)
     rest_url: str        # default REST base URL (scheme-host-port)
     ws_url: str          # default WebSocket base URL
     taker_in_candles: bool = True  # its candles carry taker-buy volume (else 0.5 in backfill)
+    # symbol mapping: our name (BTCUSDT) → the venue's and back, "module:function" each;
+    # "" where the venue spells symbols as we do
     liquidations_complete: bool = True  # it publishes every liquidation (False: a sample)
+    to_venue_symbol: str = ""
+    from_venue_symbol: str = ""
+    # the margin brackets its liquidation prices use: "package:resource" of a bracket table
+    # in the format of ``liqtui/model/data/brackets.json`` (read by ``model.liqprice``)
+    brackets: str = "liqtui.model:data/brackets.json"
+    # the simulated market as this venue shows it (``liqtui.sim.venues.VenueShape``): a price
+    # premium over the underlying market and its shares of the volume and open interest
+    basis: float = 0.0
+    volume_share: float = 1.0
+    oi_share: float = 1.0
 
     @property
     def env_rest(self) -> str:
@@ -38,6 +58,26 @@ class Venue:
 
     def live_class(self):
         return _load(self.live)
+
+    def sim_class(self):
+        return _load(self.sim)
+
+    def venue_symbol(self, symbol: str) -> str:
+        """Our symbol (``BTCUSDT``) as the venue names it (OKX: ``BTC-USDT-SWAP``);
+        ValueError for a name the venue cannot have."""
+        return _load(self.to_venue_symbol)(symbol) if self.to_venue_symbol else symbol
+
+    def our_symbol(self, name: str) -> str:
+        """The venue's name of a symbol as ours (``BTC-USDT-SWAP`` → ``BTCUSDT``);
+        ValueError for one that is not ours (inverse swaps, futures, spot)."""
+        return _load(self.from_venue_symbol)(name) if self.from_venue_symbol else name
+
+    def brackets_text(self) -> str:
+        """The venue's bracket table (JSON text), read from its package resource."""
+        from importlib import resources
+
+        package, _, resource = self.brackets.partition(":")
+        return resources.files(package).joinpath(resource).read_text()
 
     def urls(self, rest_url: str | None = None, ws_url: str | None = None,
              env=None) -> tuple[str, str]:
@@ -54,14 +94,20 @@ class Venue:
 
 
 VENUES: dict[str, Venue] = {v.name: v for v in (
-    Venue("binance", "Binance", "USDⓈ-M perpetuals", "liqtui.feeds.binance:BinanceRest",
-          "liqtui.feeds.binance:BinanceLive", "https://fapi.binance.com",
+    Venue("binance", "Binance", "USDⓈ-M perpetuals", "Binance USD-M",
+          "liqtui.feeds.binance:BinanceRest", "liqtui.feeds.binance:BinanceLive",
+          "liqtui.sim.binance:Protocol", "https://fapi.binance.com",
           "wss://fstream.binance.com", liquidations_complete=False),
-    Venue("bybit", "Bybit", "linear perpetuals", "liqtui.feeds.bybit:BybitRest",
-          "liqtui.feeds.bybit:BybitLive", "https://api.bybit.com", "wss://stream.bybit.com",
-          taker_in_candles=False),
-    Venue("okx", "OKX", "USDT swaps", "liqtui.feeds.okx:OkxRest", "liqtui.feeds.okx:OkxLive",
-          "https://www.okx.com", "wss://ws.okx.com:8443", taker_in_candles=False),
+    Venue("bybit", "Bybit", "linear perpetuals", "Bybit linear",
+          "liqtui.feeds.bybit:BybitRest", "liqtui.feeds.bybit:BybitLive",
+          "liqtui.sim.bybit:Protocol", "https://api.bybit.com", "wss://stream.bybit.com",
+          taker_in_candles=False, basis=0.0004, volume_share=0.6, oi_share=0.55),
+    Venue("okx", "OKX", "USDT swaps", "OKX swaps",
+          "liqtui.feeds.okx:OkxRest", "liqtui.feeds.okx:OkxLive", "liqtui.sim.okx:Protocol",
+          "https://www.okx.com", "wss://ws.okx.com:8443", taker_in_candles=False,
+          to_venue_symbol="liqtui.feeds.okx_parse:inst_id",
+          from_venue_symbol="liqtui.feeds.okx_parse:symbol_of",
+          basis=-0.0003, volume_share=0.45, oi_share=0.35),
 )}
 
 

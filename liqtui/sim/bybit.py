@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import time
 from collections import deque
@@ -40,7 +39,8 @@ from collections import deque
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .faults import DropClock
-from .server import _Conn, _decimals, _dumps, _fmt, _unindex, _with_extra_fields
+from .protocol import SimProtocol
+from .wire import Conn, decimals, dumps, fmt, unindex, wind_down, with_extra_fields, writer
 
 from ..units import DAY, MINUTE as MIN, SECOND as SEC
 
@@ -67,7 +67,7 @@ class _Err(Exception):
         self.code, self.msg = code, msg
 
 
-class Protocol:
+class Protocol(SimProtocol):
     """Bybit's protocol server for ``SimExchange`` (see ``liqtui.sim.venues``)."""
 
     def __init__(self, exchange, market):
@@ -76,9 +76,9 @@ class Protocol:
         self.idle_cut_s = IDLE_CUT_S
         self.counters = {"frames": 0, "rest_requests": 0, "http_403": 0, "idle_cuts": 0,
                          "fault_drops": 0}
-        self._conns: set[_Conn] = set()
-        self._index: dict[str, set[_Conn]] = {}   # topic → subscribers
-        self._ids: dict[_Conn, str] = {}
+        self._conns: set[Conn] = set()
+        self._index: dict[str, set[Conn]] = {}   # topic → subscribers
+        self._ids: dict[Conn, str] = {}
         self._hits: dict[str, deque] = {}         # ip → request times (sim) in the window
         self._cool_off: dict[str, int] = {}       # ip → end of its 403 cool-off (sim)
         self._ticker: dict[str, dict] = {}        # sym → the published tickers state
@@ -119,10 +119,10 @@ class Protocol:
     def _px(self, sym: str, x: float) -> str:
         """A price on the symbol's tick (the basis moves prices off it)."""
         spec = self._spec(sym)
-        return _fmt(round(x / spec.tick_size) * spec.tick_size, spec.price_precision)
+        return fmt(round(x / spec.tick_size) * spec.tick_size, spec.price_precision)
 
     def _qty(self, sym: str, x: float) -> str:
-        return _fmt(x, self._spec(sym).qty_precision)
+        return fmt(x, self._spec(sym).qty_precision)
 
     # -- REST ----------------------------------------------------------------------------
 
@@ -134,8 +134,8 @@ class Protocol:
         if f.slow_ms:
             await asyncio.sleep(f.slow_ms / 1000.0)
         now = x.now()
-        if f.http_5xx_rate and x._rng.random() < f.http_5xx_rate:
-            return x._http_5xx(0)
+        if f.http_5xx_rate and x.rng.random() < f.http_5xx_rate:
+            return x.http_5xx(0)
         hint = {"Retry-After": str(int(f.retry_after_s))} if f.retry_after_s else {}
         if f.http_418_burst > 0:
             f.http_418_burst -= 1
@@ -169,8 +169,8 @@ class Protocol:
         data = {"retCode": code, "retMsg": msg, "result": res if res is not None else {},
                 "retExtInfo": {}, "time": now}
         if self.x.faults.extra_fields:
-            data = _with_extra_fields(data)
-        return web.Response(text=_dumps(data), content_type="application/json",
+            data = with_extra_fields(data)
+        return web.Response(text=dumps(data), content_type="application/json",
                             headers=headers or {})
 
     def _forbidden(self, headers=None):
@@ -243,7 +243,7 @@ class Protocol:
             px = self._px
             return {"symbol": sym, "category": "linear", "list": [
                 [str(int(r[0])), px(sym, r[1]), px(sym, r[2]), px(sym, r[3]), px(sym, r[4]),
-                 self._qty(sym, r[5]), _fmt(r[7], 4)] for r in rows]}
+                 self._qty(sym, r[5]), fmt(r[7], 4)] for r in rows]}
         return await self._rest(request, body)
 
     async def _mark_kline(self, request):
@@ -300,8 +300,8 @@ class Protocol:
             out = []
             for s in syms:
                 spec = self._spec(s)
-                tick = _fmt(spec.tick_size, spec.price_precision)
-                step = _fmt(spec.step_size, _decimals(spec.step_size))
+                tick = fmt(spec.tick_size, spec.price_precision)
+                step = fmt(spec.step_size, decimals(spec.step_size))
                 launch = spec.onboard_ms if spec.onboard_ms is not None else 1584230400000
                 if status not in (None, "", "Trading"):
                     continue
@@ -312,7 +312,7 @@ class Protocol:
                     "priceScale": str(spec.price_precision),
                     "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00",
                                        "leverageStep": "0.01"},
-                    "priceFilter": {"minPrice": tick, "maxPrice": _fmt(spec.tick_size * 2e7,
+                    "priceFilter": {"minPrice": tick, "maxPrice": fmt(spec.tick_size * 2e7,
                                                                         spec.price_precision),
                                     "tickSize": tick},
                     "lotSizeFilter": {"maxOrderQty": "1500", "minOrderQty": step,
@@ -338,20 +338,20 @@ class Protocol:
         px = self._px
         return {"symbol": sym, "lastPrice": px(sym, last), "markPrice": px(sym, mark),
                 "indexPrice": px(sym, index), "openInterest": both,
-                "openInterestValue": _fmt(2 * float(single) * mark, 2),
+                "openInterestValue": fmt(2 * float(single) * mark, 2),
                 "singleOpenInterest": single,
-                "singleOpenInterestValue": _fmt(float(single) * mark, 2),
+                "singleOpenInterestValue": fmt(float(single) * mark, 2),
                 "bid1Price": px(sym, last - spec.tick_size), "ask1Price": px(sym, last)}
 
     def _snapshot(self, sym: str, now: int) -> dict:
         state = self._ticker.get(sym) or self._live_fields(sym)
         d = self.m.ticker_24h(sym)
         return {**state, "tickDirection": "ZeroPlusTick",
-                "price24hPcnt": _fmt(d["priceChangePercent"] / 100, 6),
+                "price24hPcnt": fmt(d["priceChangePercent"] / 100, 6),
                 "prevPrice24h": self._px(sym, d["openPrice"]),
                 "highPrice24h": self._px(sym, d["highPrice"]),
                 "lowPrice24h": self._px(sym, d["lowPrice"]),
-                "turnover24h": _fmt(d["quoteVolume"], 4),
+                "turnover24h": fmt(d["quoteVolume"], 4),
                 "volume24h": self._qty(sym, d["volume"]), "fundingIntervalHour": "8",
                 "fundingCap": "0.005", "nextFundingTime": str((now // (8 * 3600 * SEC) + 1)
                                                               * 8 * 3600 * SEC),
@@ -363,27 +363,21 @@ class Protocol:
     async def _ws(self, request: web.Request):
         ws = web.WebSocketResponse(autoping=True, compress=False, max_msg_size=1 << 20)
         await ws.prepare(request)
-        conn = _Conn(ws=ws, request=request, kind="bybit", combined=False,
+        conn = Conn(ws=ws, request=request, kind="bybit", combined=False,
                      opened_sim=self.x.now())
         self._ids[conn] = f"sim{id(conn):x}-bybit"
         self._conns.add(conn)
-        conn.writer = asyncio.create_task(self.x._writer(conn))
+        conn.writer = asyncio.create_task(writer(conn))
         try:
             await self._reader(conn)
         finally:
             self._unsubscribe(conn, list(conn.subs))
-            conn.closing = True
-            conn.wake.set()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(conn.writer, 2.0)
-            if not ws.closed:
-                with contextlib.suppress(Exception):
-                    await ws.close()
+            await wind_down(conn)
             self._conns.discard(conn)
             self._ids.pop(conn, None)
         return ws
 
-    async def _reader(self, conn: _Conn) -> None:
+    async def _reader(self, conn: Conn) -> None:
         while True:
             msg = await conn.ws.receive()
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
@@ -392,13 +386,13 @@ class Protocol:
             conn.last_ping = time.monotonic()   # any client message keeps the socket open
             if msg.type == WSMsgType.TEXT:
                 for text in self._request(conn, msg.data):
-                    self.x._enqueue(conn, text, control=True)
+                    self.x.enqueue(conn, text, control=True)
 
     def _ack(self, conn, op, req_id, ok, ret_msg) -> str:
-        return _dumps({"success": ok, "ret_msg": ret_msg, "conn_id": self._ids.get(conn, ""),
+        return dumps({"success": ok, "ret_msg": ret_msg, "conn_id": self._ids.get(conn, ""),
                        "req_id": req_id, "op": op})
 
-    def _request(self, conn: _Conn, text: str) -> list[str]:
+    def _request(self, conn: Conn, text: str) -> list[str]:
         try:
             req = json.loads(text)
         except ValueError:
@@ -444,25 +438,25 @@ class Protocol:
                                         "ts": now}))
         return out
 
-    def _unsubscribe(self, conn: _Conn, topics) -> None:
+    def _unsubscribe(self, conn: Conn, topics) -> None:
         for t in topics:
             if t in conn.subs:
                 conn.subs.remove(t)
-        for t in _unindex(self._index, conn, topics):
+        for t in unindex(self._index, conn, topics):
             if t.startswith("tickers."):  # the next subscriber starts afresh
                 self._ticker.pop(t[8:], None)
 
-    def _close(self, conn: _Conn, code: int, msg: bytes = b"", abrupt: bool = False) -> None:
+    def _close(self, conn: Conn, code: int, msg: bytes = b"", abrupt: bool = False) -> None:
         self._unsubscribe(conn, list(conn.subs))
-        self.x._close(conn, code, msg, abrupt=abrupt)
+        self.x.close(conn, code, msg, abrupt=abrupt)
 
     def _frame(self, payload: dict) -> str:
         f = self.x.faults
         if f.extra_fields:
-            payload = _with_extra_fields(payload)
-        text = _dumps(payload)
+            payload = with_extra_fields(payload)
+        text = dumps(payload)
         if f.malformed_rate or f.truncated_rate:
-            text = self.x._damage(text)
+            text = self.x.damage(text)
         return text
 
     def _send(self, topic: str, payload: dict) -> None:
@@ -471,7 +465,7 @@ class Protocol:
             return
         text = self._frame(payload)
         for conn in list(subs):
-            self.x._enqueue(conn, text)
+            self.x.enqueue(conn, text)
             self.counters["frames"] += 1
 
     # -- the pump ------------------------------------------------------------------------
@@ -540,7 +534,7 @@ class Protocol:
         t = int(row[0])
         return {"start": t, "end": t + MIN - 1, "interval": "1", "open": px(sym, row[1]),
                 "close": px(sym, row[4]), "high": px(sym, row[2]), "low": px(sym, row[3]),
-                "volume": self._qty(sym, row[5]), "turnover": _fmt(row[7], 4),
+                "volume": self._qty(sym, row[5]), "turnover": fmt(row[7], 4),
                 "confirm": closed, "timestamp": ts}
 
     def _push_klines(self, closed: dict, now: int) -> None:

@@ -47,12 +47,14 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from . import replay as _replay
+from ..feeds.venues import VENUES
 from .faults import DropClock
-from .server import _CLOSE, MIN, _decimals, _dumps, _fmt, _unindex, _with_extra_fields
+from .protocol import SimProtocol
+from .wire import close, decimals, dumps, fmt, unindex, with_extra_fields, writer
 
 log = logging.getLogger(__name__)
 
-from ..units import SECOND as SEC  # noqa: E402
+from ..units import MINUTE as MIN, SECOND as SEC  # noqa: E402
 # contract value (base per contract) as on OKX; others: 1
 CT_VAL = {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0, "BNB": 0.01, "XRP": 100.0, "DOGE": 1000.0,
           "NEW": 10.0}
@@ -96,7 +98,7 @@ class _Err(Exception):
 
 
 def _body(data, code: str = "0", msg: str = "") -> str:
-    return _dumps({"code": code, "msg": msg, "data": data})
+    return dumps({"code": code, "msg": msg, "data": data})
 
 
 @dataclass(eq=False)
@@ -114,14 +116,14 @@ class _Conn:
     close_msg: bytes = b""
 
 
-class Protocol:
+class Protocol(SimProtocol):
     def __init__(self, exchange, venue_market):
         self.exchange = exchange
         self.vm = venue_market
         self.idle_close_s = IDLE_CLOSE_S
         self.answer_pings = True      # False: a half-dead connection (tests the pong timeout)
         self.max_queue = 20_000
-        seed = getattr(exchange, "_seed", 1)
+        seed = getattr(exchange, "seed", 1)
         self._rng = random.Random(seed * 7919 + 5)
         self._seed = seed
         self._inst: dict = {}     # instId → (symbol, ctVal, tick, lot)
@@ -144,8 +146,8 @@ class Protocol:
     def _sync_inst(self) -> None:
         syms = self.vm.symbols
         if len(syms) != self._inst_n:
-            self._inst = {f"{spec.base}-USDT-SWAP": (sym, CT_VAL.get(spec.base, 1.0),
-                                                     spec.tick_size, LOT_SZ)
+            name = VENUES["okx"].venue_symbol       # the registry's mapping: BTC-USDT-SWAP
+            self._inst = {name(sym): (sym, CT_VAL.get(spec.base, 1.0), spec.tick_size, LOT_SZ)
                           for sym, spec in syms.items()}
             self._by_sym = {v[0]: k for k, v in self._inst.items()}
             self._inst_n = len(syms)
@@ -191,7 +193,7 @@ class Protocol:
 
     def _px(self, inst: str, p: float) -> str:
         tick = self.inst[inst][2]
-        return _fmt(round(p / tick) * tick, _decimals(tick))
+        return fmt(round(p / tick) * tick, decimals(tick))
 
     def _contracts(self, inst: str, base: float, at_least_one: bool = True) -> float:
         _, ct, _, lot = self.inst[inst]
@@ -199,11 +201,11 @@ class Protocol:
         return max(lot, n) if at_least_one else n
 
     def _sz(self, inst: str, contracts: float) -> str:
-        return _fmt(contracts, _decimals(self.inst[inst][3]))
+        return fmt(contracts, decimals(self.inst[inst][3]))
 
     def _base(self, inst: str, contracts: float) -> str:
         _, ct, _, lot = self.inst[inst]
-        return _fmt(contracts * ct, _decimals(ct * lot))
+        return fmt(contracts * ct, decimals(ct * lot))
 
     def _inst_arg(self, q) -> str:
         inst = q.get("instId", "")
@@ -269,8 +271,8 @@ class Protocol:
                                     content_type="application/json")
             body = {"code": "0", "msg": "", "data": data}
             if f.extra_fields:
-                body = _with_extra_fields(body)
-            return web.Response(text=_dumps(body), content_type="application/json")
+                body = with_extra_fields(body)
+            return web.Response(text=dumps(body), content_type="application/json")
         return handler
 
     def _too_many(self):
@@ -291,12 +293,12 @@ class Protocol:
             listed = spec.onboard_ms if spec.onboard_ms is not None else 1611916828000
             out.append({
                 "alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "linear",
-                "ctVal": _fmt(ct, _decimals(ct)), "ctValCcy": base, "expTime": "",
+                "ctVal": fmt(ct, decimals(ct)), "ctValCcy": base, "expTime": "",
                 "instFamily": f"{base}-USDT", "instId": inst, "instType": "SWAP",
-                "lever": "100", "listTime": str(listed), "lotSz": _fmt(lot, _decimals(lot)),
-                "maxLmtSz": "100000000", "maxMktSz": "10000", "minSz": _fmt(lot, _decimals(lot)),
+                "lever": "100", "listTime": str(listed), "lotSz": fmt(lot, decimals(lot)),
+                "maxLmtSz": "100000000", "maxMktSz": "10000", "minSz": fmt(lot, decimals(lot)),
                 "optType": "", "quoteCcy": "", "settleCcy": "USDT", "state": "live",
-                "stk": "", "tickSz": _fmt(tick, _decimals(tick)), "uly": f"{base}-USDT"})
+                "stk": "", "tickSz": fmt(tick, decimals(tick)), "uly": f"{base}-USDT"})
         out.append({
             "alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "inverse",
             "ctVal": "100", "ctValCcy": "USD", "expTime": "", "instFamily": "BTC-USD",
@@ -339,11 +341,11 @@ class Protocol:
 
     def _candle_row(self, inst: str, r, closed: bool) -> list:
         _, ct, tick, lot = self.inst[inst]
-        pd, bd = _decimals(tick), _decimals(ct * lot)
-        base = float(_fmt(r[5], bd))
+        pd, bd = decimals(tick), decimals(ct * lot)
+        base = float(fmt(r[5], bd))
         return [str(int(r[0])), self._px(inst, r[1]), self._px(inst, r[2]),
                 self._px(inst, r[3]), self._px(inst, r[4]),
-                _fmt(base / ct, _decimals(lot) + 2), _fmt(base, bd), _fmt(r[7], pd + bd),
+                fmt(base / ct, decimals(lot) + 2), fmt(base, bd), fmt(r[7], pd + bd),
                 "1" if closed else "0"]
 
     def _swaps(self, q) -> list[str]:
@@ -365,7 +367,7 @@ class Protocol:
         mark = self.vm.mark_price(self.inst[inst][0])[0]
         ccy = self._base(inst, n)
         return {"instId": inst, "instType": "SWAP", "oi": self._sz(inst, n), "oiCcy": ccy,
-                "oiUsd": _fmt(float(ccy) * mark, 2), "ts": str(int(t))}
+                "oiUsd": fmt(float(ccy) * mark, 2), "ts": str(int(t))}
 
     def _oi_history(self, q) -> list:
         inst = self._inst_arg(q)
@@ -389,7 +391,7 @@ class Protocol:
             n = self._contracts(inst, base, at_least_one=False)
             ccy = self._base(inst, n)
             out.append([str(int(t)), self._sz(inst, n), ccy,
-                        _fmt(usd / base * float(ccy) if base else 0.0, 2)])
+                        fmt(usd / base * float(ccy) if base else 0.0, 2)])
         return out
 
     def _mark_price(self, q) -> list:
@@ -408,20 +410,20 @@ class Protocol:
             await ws.prepare(request)
             conn = _Conn(ws, request, path, time.monotonic())
             self._conns.add(conn)
-            writer = asyncio.create_task(self.exchange._writer(conn))  # frames, then close
+            task = asyncio.create_task(writer(conn))  # frames, then close
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.TEXT:
                         self._on_text(conn, msg.data)
                     elif msg.type == WSMsgType.BINARY:
-                        self._send(conn, _dumps({"event": "error", "code": "60012",
+                        self._send(conn, dumps({"event": "error", "code": "60012",
                                                  "msg": "Invalid request"}), control=True)
             finally:
                 self._unsubscribe_all(conn)
                 conn.closing = True
                 conn.wake.set()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(writer, 2.0)
+                    await asyncio.wait_for(task, 2.0)
                 if not ws.closed:
                     with contextlib.suppress(Exception):
                         await ws.close()
@@ -440,7 +442,7 @@ class Protocol:
             req = None
         if not isinstance(req, dict) or req.get("op") not in ("subscribe", "unsubscribe") \
                 or not isinstance(req.get("args"), list) or not req["args"]:
-            self._send(conn, _dumps({"event": "error", "code": "60012",
+            self._send(conn, dumps({"event": "error", "code": "60012",
                                      "msg": f"Illegal request: {text[:200]}",
                                      "connId": self._conn_id(conn)}), control=True)
             return
@@ -458,7 +460,7 @@ class Protocol:
                     conn.subs.discard(key)
                     self._index.get(key, set()).discard(conn)
                 reply = {"event": op, "arg": arg, "connId": self._conn_id(conn)}
-            self._send(conn, _dumps(reply), control=True)
+            self._send(conn, dumps(reply), control=True)
 
     def _check_arg(self, conn: _Conn, arg) -> tuple[tuple | None, str | None]:
         if not isinstance(arg, dict) or not isinstance(arg.get("channel"), str):
@@ -481,7 +483,7 @@ class Protocol:
         return f"{id(conn) & 0xffffffff:08x}"
 
     def _unsubscribe_all(self, conn: _Conn) -> None:
-        _unindex(self._index, conn, conn.subs)
+        unindex(self._index, conn, conn.subs)
         conn.subs = set()
 
     def _send(self, conn: _Conn, text, control: bool = False) -> None:
@@ -496,24 +498,14 @@ class Protocol:
         conn.wake.set()
 
     def _close(self, conn: _Conn, code: int, msg: bytes = b"", abrupt: bool = False) -> None:
-        if conn.closing:
-            return
-        self._unsubscribe_all(conn)
-        conn.closing = True
-        if abrupt:   # a network failure: no close frame
-            transport = conn.request.transport
-            if transport is not None:
-                transport.abort()
-            conn.wake.set()
-            return
-        conn.close_code, conn.close_msg = code, msg
-        conn.out.append(_CLOSE)
-        conn.wake.set()
+        if not conn.closing:
+            self._unsubscribe_all(conn)
+        close(conn, code, msg, abrupt)   # after what is queued, or abrupt: no close frame
 
     def notice(self, code: str = "64008") -> int:
         """Tell every connection a service upgrade will close it (OKX sends this ~30 s
         ahead); returns how many were told."""
-        text = _dumps({"event": "notice", "code": code, "msg": "The connection will soon be "
+        text = dumps({"event": "notice", "code": code, "msg": "The connection will soon be "
                        "closed for a service upgrade. Please reconnect.", "connId": ""})
         conns = [c for c in self._conns if not c.closing]
         for conn in conns:
@@ -646,8 +638,8 @@ class Protocol:
             if not subs:
                 continue
             if f.extra_fields:
-                payload = _with_extra_fields(payload)
-            text = _dumps(payload)
+                payload = with_extra_fields(payload)
+            text = dumps(payload)
             for conn in list(subs):
                 t = self._damage(text) if (f.malformed_rate or f.truncated_rate) else text
                 self._send(conn, t)
@@ -696,16 +688,16 @@ def render_replay(count: int, *, seed: int = 1) -> list[str]:
         inst = f"{base}-USDT-SWAP"
         ct = CT_VAL.get(base, 1.0)
         if e == "aggTrade":
-            out.append(_dumps({"arg": {"channel": "trades", "instId": inst}, "data": [{
+            out.append(dumps({"arg": {"channel": "trades", "instId": inst}, "data": [{
                 "instId": inst, "tradeId": str(d["a"]), "px": d["p"],
-                "sz": _fmt(float(d["q"]) / ct, 3), "side": "sell" if d["m"] else "buy",
+                "sz": fmt(float(d["q"]) / ct, 3), "side": "sell" if d["m"] else "buy",
                 "ts": str(d["T"]), "count": "1", "source": "0"}]}))
         elif e == "kline":
             k = d["k"]
-            out.append(_dumps({"arg": {"channel": "candle1m", "instId": inst}, "data": [[
-                str(k["t"]), k["o"], k["h"], k["l"], k["c"], _fmt(float(k["v"]) / ct, 3),
+            out.append(dumps({"arg": {"channel": "candle1m", "instId": inst}, "data": [[
+                str(k["t"]), k["o"], k["h"], k["l"], k["c"], fmt(float(k["v"]) / ct, 3),
                 k["v"], k["q"], "1" if k["x"] else "0"]]}))
         else:
-            out.append(_dumps({"arg": {"channel": "mark-price", "instId": inst}, "data": [{
+            out.append(dumps({"arg": {"channel": "mark-price", "instId": inst}, "data": [{
                 "instId": inst, "instType": "SWAP", "markPx": d["p"], "ts": str(d["E"])}]}))
     return out

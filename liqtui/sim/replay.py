@@ -4,7 +4,8 @@
 markPrice@1s over BTC, ETH and SOL; unique, increasing aggregate ids; klines consistent with the
 trades; the same shapes, key order and string formatting as the live server), and ``push``
 writes them to a WebSocket in a tight loop. Rendering is kept out of the timed part: the server
-caches the frames per count, and ``SimExchange.prepare_replay`` renders them ahead of a run.
+caches the frames per count, and the Binance protocol's ``prepare_replay`` (``liqtui.sim.binance``)
+renders them ahead of a run.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Traders compare venues, so the simulator serves the *same* traders' market over 
 Bybit and OKX protocols, each venue with its own share of the volume and open interest and its
 own basis (a constant price premium over the Binance price). A ``VenueMarket`` answers the
 ``Market`` queries the protocol servers need, shaped for its venue; ``view_event`` shapes the
-live events of ``Market.advance()`` the same way. Binance's shape is the identity, so the
-Binance server keeps talking to the bare ``Market``.
+live events of ``Market.advance()`` the same way. The shapes come from the registry
+(``liqtui.feeds.venues``); a venue whose shape is the identity (Binance) talks to the bare
+``Market``.
 
 Consistency the tests rely on: a model run on any venue sees the same price path (times
 ``1 + basis``) and the same relative open-interest changes (times ``oi_share``), so after
@@ -15,6 +16,8 @@ basis mapping its levels sit at the same prices, with USD scaled by the venue's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..feeds.venues import VENUES
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,14 @@ class VenueShape:
         return 1.0 + self.basis
 
 
-SHAPES = {
-    "binance": VenueShape("binance"),
-    "bybit": VenueShape("bybit", basis=0.0004, volume_share=0.6, oi_share=0.55),
-    "okx": VenueShape("okx", basis=-0.0003, volume_share=0.45, oi_share=0.35),
-}
+    @property
+    def identity(self) -> bool:
+        return self.basis == 0.0 and self.volume_share == 1.0 and self.oi_share == 1.0
+
+
+#: each venue's shape, as the registry declares it
+SHAPES = {v.name: VenueShape(v.name, v.basis, v.volume_share, v.oi_share)
+          for v in VENUES.values()}
 
 
 class VenueMarket:
@@ -106,27 +112,18 @@ class VenueMarket:
 
 # ------------------------------------------------------------------------ protocol servers
 
-#: Venues served besides Binance, each by ``liqtui.sim.<venue>.Protocol(exchange,
-#: VenueMarket)``: an object with ``routes() -> list[aiohttp.web.RouteDef]`` (REST and
-#: WebSocket paths, which do not collide between venues, so one port serves all three),
-#: ``on_events(events, now_ms)`` (each pump tick's ``Market.advance()`` events, unshaped) and
-#: ``async stop()``. The exchange's ``faults`` apply to every venue.
-OTHER_VENUES = ("bybit", "okx")
 
-
-def load_protocols(exchange, venues=None) -> list:
-    """The protocol servers for ``venues`` (default: every venue whose module exists)."""
-    import importlib
-    import importlib.util
-
-    names = OTHER_VENUES if venues is None else [v for v in venues if v != "binance"]
-    out = []
+def load_protocols(exchange, venues=None) -> dict:
+    """venue name → its ``SimProtocol`` (the class the registry names) for ``venues``
+    (default: every venue in the registry), in the registry's order, each given the market
+    shaped for it (the bare market where the shape is the identity, as Binance's)."""
+    names = list(VENUES) if venues is None else [str(v).lower() for v in venues]
     for name in names:
-        if name not in SHAPES:
-            raise ValueError(f"unknown venue {name!r}; known: {', '.join(SHAPES)}")
-        mod_name = f"{__package__}.{name}"
-        if venues is None and importlib.util.find_spec(mod_name) is None:
-            continue
-        mod = importlib.import_module(mod_name)
-        out.append(mod.Protocol(exchange, VenueMarket(exchange.market, name)))
+        if name not in VENUES:
+            raise ValueError(f"unknown venue {name!r}; known: {', '.join(VENUES)}")
+    out = {}
+    for name in (n for n in VENUES if n in names):
+        shape = SHAPES[name]
+        market = exchange.market if shape.identity else VenueMarket(exchange.market, shape)
+        out[name] = VENUES[name].sim_class()(exchange, market)
     return out

@@ -42,7 +42,7 @@ TIERS_CYCLE = ("all", "high", "low")
 SIDES_CYCLE = ("both", "long", "short")
 THRESHOLDS = (0.25, 0.35, 0.5, 0.65, 0.75, 0.85, 0.95, 1.0)
 MIN_SIZE = (50, 12)
-VENUE_NAMES = {"binance": "Binance USD-M", "bybit": "Bybit linear", "okx": "OKX swaps"}
+VENUE_NAMES = {v.name: v.header for v in VENUES.values()}
 
 
 @dataclass
@@ -53,8 +53,8 @@ class AppOptions:
     lookback_ms: int = 30 * 86_400_000
     params: ModelParams = field(default_factory=ModelParams)
     threshold: float = 0.85
-    rest_url: str = "https://fapi.binance.com"
-    ws_url: str = "wss://fstream.binance.com"
+    rest_url: str = VENUES["binance"].rest_url
+    ws_url: str = VENUES["binance"].ws_url
     venue: str = "binance"      # the first view: a venue or "all" (v cycles them)
     venue_urls: dict = field(default_factory=dict)  # venue → (REST, WS); default Binance's only
     feed_settings: FeedSettings = field(default_factory=FeedSettings)

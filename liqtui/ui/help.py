@@ -15,8 +15,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ..session import VENUES
+from ..units import and_list
 from .keys import KEYS
 
+
+
+# the venue parts come from the registry (liqtui.feeds.venues)
+_CYCLE = " → ".join(v.label for v in VENUES.values())
+_NO_TAKER = and_list([v.label for v in VENUES.values() if not v.taker_in_candles])
 HOW = (
     "[b]How this is estimated[/b] (LQ-1; nobody publishes where leveraged positions sit). "
     "Every 5-minute step, the change in open interest plus what the step liquidated is the net "
@@ -28,11 +35,11 @@ HOW = (
     "isolated formula, as every such product does. Voluntary closes and stops are invisible, "
     "so real liquidations are smaller than the bands. Realized-liquidation markers are a "
     "sample: Binance pushes at most one per symbol per second.\n"
-    "Venues: v cycles all → Binance → Bybit → OKX (the header names what is included). All "
+    f"Venues: v cycles all → {_CYCLE} (the header names what is included). All "
     "sums each venue's own model on Binance's price grid, every venue's prices mapped by the "
     "ratio of the venues' prices at the same time, so basis does not smear the bands; V "
     "stacks the levels by venue. A venue that fails is left out of the sum with a note in "
-    "the header and the feed events. Bybit and OKX candles carry no taker-buy volume: their "
+    f"the header and the feed events. {_NO_TAKER} candles carry no taker-buy volume: their "
     "backfill uses a 0.5 taker share (new positions split evenly); live steps use their "
     "trades.\n"
     "Colour: black = nothing, yellow = the legend's USD (θ × the largest visible cell; t/T "

@@ -27,11 +27,22 @@ def _usd(x: float) -> str:
     return usd(x).replace("$", "")
 
 
+def _short(name: str, names) -> str:
+    """The shortest prefix of ``name`` no other of ``names`` starts with (Binance, Bybit:
+    "Bi", "By"; OKX: "O")."""
+    others = [n for n in names if n != name]
+    for k in range(1, len(name)):
+        if not any(o.startswith(name[:k]) for o in others):
+            return name[:k]
+    return name
+
+
 def _shares(by: dict, total: float, w: int) -> str:
-    """"  └ Binance 55% Bybit 30% OKX 15%", initials when narrow."""
+    """"  └ Binance 55% Bybit 30% OKX 15%", short names when narrow ("Bi55% By30% O15%")."""
     parts = [(k, 100 * v / total if total > 0 else 0.0) for k, v in by.items()]
     text = "  └ " + " ".join(f"{k} {p:.0f}%" for k, p in parts)
-    return text if len(text) <= w else "  └ " + " ".join(f"{k[0]}{p:.0f}%" for k, p in parts)
+    return text if len(text) <= w else \
+        "  └ " + " ".join(f"{_short(k, by)}{p:.0f}%" for k, p in parts)
 
 
 class LevelsList(Widget):
