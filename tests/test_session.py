@@ -120,3 +120,23 @@ async def test_closed_steps_reach_subscribers_with_the_venue(exchange):
         assert all(e.symbol == "BTCUSDT" and len(e.steps["time"]) for e in closed)
     finally:
         await s.close()
+
+
+def test_the_bus_knows_who_listens_and_a_closed_subscription_gets_nothing():
+    from liqtui.session.bus import Bus
+    from liqtui.session.events import MarketData, StateChanged
+
+    bus, got = Bus(), []
+    assert not bus.wanted(MarketData)
+    sub = bus.subscribe(got.append, StateChanged)
+    assert bus.wanted(StateChanged) and not bus.wanted(MarketData)
+    every = bus.subscribe(got.append)
+    assert bus.wanted(MarketData)
+    every.close()
+    every.close()  # idempotent
+    assert not bus.wanted(MarketData)
+    ev = StateChanged(1, "BTCUSDT", "binance", FeedState.LIVE)
+    bus.publish(ev)
+    sub.close()
+    bus.publish(ev)
+    assert got == [ev]

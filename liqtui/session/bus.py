@@ -24,22 +24,30 @@ class Subscription:
         """Stop receiving events (idempotent)."""
         if self in self.bus.subscribers:
             self.bus.subscribers.remove(self)
+            self.bus._wanted.clear()
 
 
 class Bus:
     def __init__(self):
         self.subscribers: list[Subscription] = []
         self.errors = 0
+        self._wanted: dict[type, bool] = {}  # kind → anybody listens (until that changes)
 
     def subscribe(self, fn: Callable, *kinds: type) -> Subscription:
         """Call ``fn(event)`` for every event published from now on (of ``kinds``, if given)."""
         sub = Subscription(self, fn, kinds)
         self.subscribers.append(sub)
+        self._wanted.clear()
         return sub
 
     def wanted(self, kind: type) -> bool:
-        """Whether anybody listens for ``kind`` (so costly events are made only when read)."""
-        return any(not s.kinds or issubclass(kind, s.kinds) for s in self.subscribers)
+        """Whether anybody listens for ``kind`` (so frequent or costly events are made only
+        when somebody reads them: a dict lookup per call)."""
+        w = self._wanted.get(kind)
+        if w is None:
+            w = self._wanted[kind] = any(not s.kinds or issubclass(kind, s.kinds)
+                                         for s in self.subscribers)
+        return w
 
     def publish(self, ev) -> None:
         for sub in tuple(self.subscribers):

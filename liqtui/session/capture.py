@@ -45,10 +45,12 @@ class Capture:
         symbols = set(self.symbols)
 
         def on_event(ev) -> None:
-            if ev.symbol in symbols:
-                bus.publish(RealizedLiquidation(ev.time, ev.symbol, name, ev, complete)
-                            if isinstance(ev, Liquidation) else
-                            MarketData(ev.time, ev.symbol, name, ev))
+            if ev.symbol not in symbols:
+                return
+            if isinstance(ev, Liquidation):
+                bus.publish(RealizedLiquidation(ev.time, ev.symbol, name, ev, complete))
+            elif bus.wanted(MarketData):
+                bus.publish(MarketData(ev.time, ev.symbol, name, ev))
 
         def on_steps(bf) -> None:
             bus.publish(StepsClosed(_now(), bf.symbol, name, bf, 0, 0.0,

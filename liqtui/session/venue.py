@@ -403,8 +403,10 @@ class VenueAssets:
             if f.last_data_ms is None or ev.time > f.last_data_ms:
                 f.last_data_ms = ev.time
             f.tick += 1
-            bus.publish(RealizedLiquidation(ev.time, sym, name, ev, complete)
-                        if isinstance(ev, Liquidation) else MarketData(ev.time, sym, name, ev))
+            if isinstance(ev, Liquidation):
+                bus.publish(RealizedLiquidation(ev.time, sym, name, ev, complete))
+            elif bus.wanted(MarketData):  # every trade: made only when somebody listens
+                bus.publish(MarketData(ev.time, sym, name, ev))
 
         def on_steps(steps) -> None:
             t0 = time.perf_counter()
