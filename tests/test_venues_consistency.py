@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 
+from helpers import CACHE, NOW
 from liqtui.cli import main
 from liqtui.feeds.venues import VENUES
 from liqtui.sim.market import Market
@@ -24,7 +25,11 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 def sim():
     """The simulated exchange on its own event loop in a thread, so the CLI under test can run
     ``asyncio.run`` in the test's thread as it does for a user."""
-    market = Market(("BTCUSDT",), seed=11, history_days=1.6, time_scale=1.0)
+    # a fixed instant, the clock stopped: the 24 h window every venue serves is the same one
+    # each run (at the current time it moved, and the levels compared moved with it)
+    market = Market(("BTCUSDT",), seed=11, history_days=1.6, time_scale=1.0, now_ms=NOW,
+                    cache_dir=CACHE[0] if CACHE else None)
+    market.set_now(NOW)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="sim", daemon=True)
     thread.start()
