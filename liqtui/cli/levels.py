@@ -9,9 +9,9 @@ import sys
 
 from ..config import ConfigError
 from ..feeds.venues import VENUES
-from .options import (DATA_DIR_HELP, RANGES, VENUE_NAMES, Exit, add_model_args, all_settings,
-                      and_list, env_names, error, open_store_readonly, positive_int, venue_urls,
-                      warn)
+from ..units import and_list
+from .options import (DATA_DIR_HELP, RANGES, Exit, add_model_args, add_venue_args, all_settings,
+                      error, open_store_readonly, positive_int, venue_urls, warn)
 
 LEVELS_EPILOG = """\
 Either files or --symbol. Files are Binance's public USDⓈ-M futures dumps from data.binance.vision (.csv, or .zip holding
@@ -51,17 +51,12 @@ def add_parser(sub) -> None:
     io.add_argument("--klines", nargs="+", metavar="FILE", help="kline files")
     io.add_argument("--metrics", nargs="+", metavar="FILE", help="metrics files (open interest)")
     net = lv.add_argument_group("input: the venue over the network (instead of files)")
-    net.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
-                     help="venue, or all: every venue summed on one grid with basis mapping "
-                          "(default binance)")
+    add_venue_args(net, "venue, or all: every venue summed on one grid with basis mapping "
+                        "(default binance)", ws=False)
     net.add_argument("--symbol", metavar="SYMBOL",
                      help="perpetual, e.g. BTCUSDT (the same name on every venue)")
     net.add_argument("--range", choices=list(RANGES), default="24h",
                      help="lookback to backfill and model (default 24h; closed 5-minute steps)")
-    net.add_argument("--rest-url", metavar="URL",
-                     help="REST base URL of the chosen venue, scheme://host[:port] (default the "
-                          "venue's; env LIQTUI_<VENUE>_REST_URL, VENUE = "
-                          f"{env_names()}; with --venue all, only the env)")
     io = lv.add_argument_group("output")
     io.add_argument("--top", type=positive_int, default=10, metavar="N",
                     help="number of levels (default 10)")

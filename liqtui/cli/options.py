@@ -10,7 +10,7 @@ import sys
 
 from ..config import OPTIONS, UI_RANGES, ConfigError, load_settings
 from ..feeds.venues import VENUES
-from ..units import and_list, parse_duration  # noqa: F401 - and_list: the commands use it
+from ..units import parse_duration
 
 VENUE_NAMES = tuple(VENUES)  # the venue table is light to import (no aiohttp, no numpy)
 RANGES = UI_RANGES  # the ranges a lookback (levels, watch) or the app's view may take
@@ -139,12 +139,7 @@ def add_app_args(p) -> None:
     add_view_args(a, "displayed range: 12h, 24h, 3d, 7d, 30d (default 24h; < > in the app)",
                   "what the model runs over, up to 30d (default 30d)",
                   "time axis in local time (default UTC)", "write what the feeds do to FILE")
-    a.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
-                   help="venue shown first; all: the venues summed (default binance; v cycles)")
-    a.add_argument("--rest-url", metavar="URL",
-                   help="REST base URL of --venue (env LIQTUI_<VENUE>_REST_URL for each venue)")
-    a.add_argument("--ws-url", metavar="URL",
-                   help="WebSocket base URL of --venue (env LIQTUI_<VENUE>_WS_URL for each venue)")
+    add_venue_args(a, "venue shown first; all: the venues summed (default binance; v cycles)")
     a.add_argument("--config", metavar="FILE", help="config file (TOML)")
     a.add_argument("--demo-days", type=positive_float, default=1.5, metavar="D",
                    help="--demo: days of simulated history (default 1.5: the 24h view and "
@@ -190,6 +185,18 @@ def add_feed_timer_args(p) -> None:
 def env_names() -> str:
     """'BINANCE, BYBIT, OKX': the VENUE of LIQTUI_<VENUE>_REST_URL, from the registry."""
     return ", ".join(name.upper() for name in VENUES)
+
+
+def add_venue_args(p, venue_help: str, *, ws: bool = True) -> None:
+    """--venue (a registry name or all), --rest-url and (``ws``) --ws-url of that venue."""
+    p.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance", help=venue_help)
+    p.add_argument("--rest-url", metavar="URL",
+                   help="REST base URL of --venue, scheme://host[:port] (default the venue's; "
+                        f"env LIQTUI_<VENUE>_REST_URL, VENUE = {env_names()}; with --venue all, "
+                        "only the env)")
+    if ws:
+        p.add_argument("--ws-url", metavar="URL",
+                       help="WebSocket base URL of --venue (env LIQTUI_<VENUE>_WS_URL)")
 
 
 # ---------------------------------------------------------------- settings, URLs, the store

@@ -6,8 +6,8 @@ import argparse
 
 from ..config import ConfigError
 from ..units import DAY, STEP_MS
-from .options import (VENUE_NAMES, add_data_dir_args, all_settings, duration_between, error,
-                      positive_float, sim_cache, symbol_list, venue_urls)
+from .options import (add_data_dir_args, add_venue_args, all_settings, duration_between,
+                      error, positive_float, sim_cache, symbol_list, venue_urls)
 
 RECORD_EPILOG = """\
 The store is $XDG_DATA_HOME/liqtui/liqtui.db (~/.local/share/liqtui/liqtui.db); --data-dir,
@@ -32,8 +32,7 @@ def add_parser(sub) -> None:
         "SIGTERM flushes the store\nand reports what was captured.",
         epilog=RECORD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     rc.set_defaults(handler=cmd_record)
-    rc.add_argument("--venue", choices=[*VENUE_NAMES, "all"], default="binance",
-                    help="venue, or all of them (default binance)")
+    add_venue_args(rc, "venue, or all of them (default binance)")
     rc.add_argument("--symbols", type=symbol_list, metavar="LIST", help="perpetuals, e.g. BTCUSDT,ETHUSDT")
     rc.add_argument("--symbol-file", metavar="FILE",
                     help="more symbols, one a line (# starts a comment)")
@@ -43,10 +42,6 @@ def add_parser(sub) -> None:
                     help="seconds between status lines (default 60)")
     rc.add_argument("--duration", type=positive_float, default=None, metavar="S",
                     help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
-    rc.add_argument("--rest-url", metavar="URL", help="REST base URL (one venue; env "
-                    "LIQTUI_<VENUE>_REST_URL)")
-    rc.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (one venue; env "
-                    "LIQTUI_<VENUE>_WS_URL)")
     add_data_dir_args(rc)
     rc.add_argument("--retention", metavar="DURATION",
                     help="prune data older than this, e.g. 90d, or off (default 365d; env "

@@ -6,7 +6,7 @@ import argparse
 
 from ..config import ConfigError
 from ..feeds.venues import VENUES
-from .options import (RANGES, add_feed_timer_args, add_model_args, all_settings, error,
+from .options import (RANGES, add_feed_timer_args, add_venue_args, add_model_args, all_settings, error,
                       positive_float, positive_int, venue_urls)
 
 
@@ -25,8 +25,7 @@ def add_parser(sub) -> None:
     )
     wt.set_defaults(handler=cmd_watch)
     wt.add_argument("--symbol", required=True, metavar="SYMBOL", help="perpetual, e.g. BTCUSDT")
-    wt.add_argument("--venue", choices=[*VENUES, "all"], default="binance",
-                    help="venue, or all of them summed (default binance)")
+    add_venue_args(wt, "venue, or all of them summed (default binance)")
     wt.add_argument("--range", choices=list(RANGES), default="24h",
                     help="lookback the model runs over (default 24h)")
     wt.add_argument("--top", type=positive_int, default=5, metavar="N",
@@ -35,10 +34,6 @@ def add_parser(sub) -> None:
                     help="seconds between status lines (default 10)")
     wt.add_argument("--duration", type=positive_float, default=None, metavar="S",
                     help="stop after S seconds (default: until Ctrl-C)")
-    wt.add_argument("--rest-url", metavar="URL",
-                    help="the venue's REST base URL (env LIQTUI_<VENUE>_REST_URL)")
-    wt.add_argument("--ws-url", metavar="URL",
-                    help="the venue's WebSocket base URL (env LIQTUI_<VENUE>_WS_URL)")
     wt.add_argument("--config", metavar="FILE", help="config file (TOML)")
     add_feed_timer_args(wt)
     add_model_args(wt)

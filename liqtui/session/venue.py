@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..feeds.events import FeedState, FeedStatus, Liquidation, MarkPrice, OpenInterest, Trade
+from ..feeds.events import FeedState, FeedStatus, Liquidation, MarkPrice, Trade
 from ..feeds.rest import RestError, UnknownSymbolError
 from ..feeds.series import SymbolSeries
 from ..feeds.settings import FeedSettings
