@@ -151,35 +151,91 @@ def backfills(sim):
     return asyncio.run(every())
 
 
-def _window(usd: np.ndarray, prices: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
-    """(USD, USD-weighted mean price) of the bins whose centres lie in [lo, hi]."""
-    sel = (prices >= lo) & (prices <= hi)
-    total = float(usd[sel].sum())
-    return total, float((usd[sel] * prices[sel]).sum() / total) if total else float("nan")
+def _usd(usd: np.ndarray, prices: np.ndarray, lo: float, hi: float) -> float:
+    """USD of the bins whose centres lie in [lo, hi]."""
+    return float(usd[(prices >= lo) & (prices <= hi)].sum())
+
+
+def _displacement(ref: np.ndarray, other: np.ndarray, reach: int = 3) -> int:
+    """The whole-bin shift d (−reach..reach) for which ``other[i + d]`` is closest to
+    ``ref[i]`` over the grid (least L1 distance): 0 when both hold their USD at the same
+    prices."""
+    n = len(ref)
+    a = ref[reach:n - reach]
+    l1 = [np.abs(other[reach + d:n - reach + d] - a).sum() for d in range(-reach, reach + 1)]
+    return int(np.argmin(l1)) - reach
+
+
+#: how far a window's USD may leave what one bin either way allows (see the docstring)
+WINDOW_TOL = 0.03
+
+
+def _disagreements(by0: np.ndarray, by1: np.ndarray, prices: np.ndarray, levels, w: float,
+                   usd: bool = True) -> list[str]:
+    """Where a venue's (2, B) USD on the reference grid, already divided by its share, is not
+    Binance's ``by0``: a side displaced by whole bins; with ``usd``, around each of Binance's
+    ``levels`` (its bins ± 3 bins, and the parts below and above its price) USD outside
+    [Binance's USD with one bin less at each end, with one bin more] by ``WINDOW_TOL``."""
+    out = []
+    for s, side in enumerate(("long", "short")):
+        if not (by0[s].any() and by1[s].any()):  # nothing on one venue: no prices to compare
+            continue
+        d = _displacement(by0[s], by1[s])
+        if d:
+            out.append(f"{side}s displaced by {d:+d} bins")
+    if not usd:
+        return out
+    for lv in levels:
+        s = 0 if lv.side == "long" else 1
+        lo, hi = lv.low - 3 * w, lv.high + 3 * w
+        cut = round(lv.price / w) * w  # the bin edge nearest the level's price
+        for a, b in ((lo, hi), (lo, cut), (cut, hi)):
+            inner, outer = _usd(by0[s], prices, a + w, b - w), _usd(by0[s], prices, a - w, b + w)
+            u = _usd(by1[s], prices, a, b)
+            if not inner * (1 - WINDOW_TOL) <= u <= outer * (1 + WINDOW_TOL):
+                out.append(f"{lv.side} {lv.price:.0f}, [{a:.0f}, {b:.0f}]: {u:.0f} not in "
+                           f"[{inner:.0f}, {outer:.0f}] ±{WINDOW_TOL:.0%}")
+    return out
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_one_market_on_every_venue_gives_the_same_levels(backfills, alpha):
     """Every venue serves the same traders' market: prices × (1 + basis), open interest ×
     its share (liqtui/sim/venues.py). The model is linear in open interest and the basis
-    mapping undoes the price factor, so each venue's levels are Binance's, scaled.
+    mapping undoes the price factor, so each venue's levels are Binance's, scaled, up to one
+    bin: each venue splits a deposit between the two nearest centres of its own grid, and
+    consumes a bin when its own price crosses that bin's centre; the basis puts the venue's
+    centres a fraction of a bin off Binance's (OKX's −0.03 % is 1.49 bins at $99k: its grid
+    sits half a bin off, the worst case; Bybit's +0.04 % is 1.96 bins, nearly whole), and
+    the mapping moves each venue bin whole. So a deposit lands within one bin of where Binance
+    put it, and a bin at the edge of a price's reach is consumed on one venue and not on the
+    other. A single bin can then differ many-fold (at NOW: $12k on Binance, $107k on OKX at
+    $98,930), and so can the edge bin of a fixed window.
 
-    Tolerances, and why:
+    Tolerances, and why (measured on 8 seeds × 17 instants, NOW − 12 h … NOW + 12 h, $20 bins):
     * per side, a venue's total USD is share × (1 + basis) × Binance's within 1 % when
       α = 0 (every venue splits new positions 50/50): what differs is the venues' wire
-      rounding and where a deposit falls between two bin centres (the basis moves it by a
-      fraction of a bin, which changes which step consumes it);
+      rounding and the one-bin effects above (measured ≤ 0.93 %);
     * with α = 1 Binance splits by its candles' taker-buy share but Bybit and OKX candles
       have none (0.5 in backfill): the sides differ, and since longs die on dips and shorts
-      on rallies, what survives differs too; both sides together keep the proportion within
-      5 % (measured 0.1–1.4 % on different 24 h windows);
-    * around each of Binance's 5 largest levels (its bins ± three bins, so a cluster cut a bin
-      apart on two venues is still compared whole) the venue holds its share of the USD
-      within 5 % when α = 0 (measured: ≤ 3 %; the edge bins are where the fractional shifts
-      above show), and its USD-weighted price is within half a bin of Binance's (measured:
-      ≤ 0.32 bin; unmapped, Bybit's +0.04 % would put it 0.4–1.2 bins off): the same prices
-      after basis mapping. With α = 1 the venues' different long/short splits change which
-      tiers survive in a window, so the price is held to one bin (measured up to 0.71).
+      on rallies, what survives differs too, by as much as the window's taker flow makes it
+      (measured 0–14 %: no tolerance would be a property of the venues). Bybit and OKX, both
+      without taker share, still hold their shares of each other per side within 1 %
+      (measured ≤ 0.75 %, the same at α = 0);
+    * each venue's USD sits at Binance's prices: per side, the whole-bin shift that brings it
+      closest to Binance's (L1) is 0, at either α (measured: always 0; unmapped, OKX's is −1
+      or −2 and Bybit's +2 in every case). A side empty on one venue (at α = 1 Binance's
+      taker split emptied its longs in one of the windows) has no prices to compare;
+    * around each of Binance's 5 largest levels (its bins ± 3 bins), and in the parts of that
+      window below and above the level's price, the venue's USD over its share, when α = 0,
+      lies between Binance's USD in the window with one bin less at each end and with one
+      bin more, within 3 %: one bin either way is what the model allows, the 3 % covers what
+      that does not, a bin consumed on one venue only (measured ≤ 2.0 %). The sum of the
+      venues is held to the same rule. Comparing the window itself
+      within 5 % (as this test did) failed for OKX on 54 % of the instants, by up to 17 %
+      (at NOW: 9.6 %, the window's edge bin holding 648k on Binance and 352k on OKX), and
+      the USD-weighted prices within half a bin on 15 % (up to 1.08 bins).
+    Able to fail: test_the_comparison_sees_an_unmapped_or_lagging_venue.
     """
     from liqtui.model import ModelParams, build_heatmap
     from liqtui.model.venues import aggregate
@@ -193,26 +249,58 @@ def test_one_market_on_every_venue_gives_the_same_levels(backfills, alpha):
     agg = aggregate(heatmaps, backfills)
     assert agg.venues == ("binance", *COMPARED) and agg.dropped == {}
     by = agg.usd_by_venue()  # (V, 2, B)
+    scale = {v: SHAPES[v].oi_share * SHAPES[v].k for v in COMPARED}
     for i, v in enumerate(COMPARED, 1):
-        shape = SHAPES[v]
-        scale = shape.oi_share * shape.k
-        sides = by[i].sum(axis=1) / by[0].sum(axis=1)
         if alpha == 0.0:
-            assert sides == pytest.approx([scale, scale], rel=0.01), v
-        assert by[i].sum() / by[0].sum() == pytest.approx(scale, rel=0.01 if alpha == 0 else 0.05), v
-        for lv in ref.levels(5):
-            s = 0 if lv.side == "long" else 1
-            u0, p0 = _window(by[0, s], agg.prices, lv.low - 3 * w, lv.high + 3 * w)
-            u1, p1 = _window(by[i, s], agg.prices, lv.low - 3 * w, lv.high + 3 * w)
-            assert abs(p1 - p0) <= (w / 2 if alpha == 0.0 else w), (v, lv.price)
-            if alpha == 0.0:
-                assert u1 / u0 == pytest.approx(scale, rel=0.05), (v, lv.price)
-    # the sum holds 1 + Σ shares of Binance's USD around each level
-    total = 1 + sum(SHAPES[v].oi_share * SHAPES[v].k for v in COMPARED)
+            sides = by[i].sum(axis=1) / by[0].sum(axis=1)
+            assert sides == pytest.approx([scale[v], scale[v]], rel=0.01), v
+        assert _disagreements(by[0], by[i] / scale[v], agg.prices, ref.levels(5), w,
+                              usd=alpha == 0.0) == [], v
+    # the venues without taker share in their candles agree with each other at either α
+    plain = [(i, v) for i, v in enumerate(COMPARED, 1) if not VENUES[v].taker_in_candles]
+    for (i, a), (j, b) in zip(plain, plain[1:]):
+        assert by[j].sum(axis=1) / by[i].sum(axis=1) == pytest.approx(
+            [scale[b] / scale[a]] * 2, rel=0.01), (a, b)
+    # the sum holds 1 + Σ shares of Binance's USD around each level, one bin either way
+    total = 1 + sum(scale.values())
     for lv in ref.levels(5):
         s = 0 if lv.side == "long" else 1
-        u0, _ = _window(by[0, s], agg.prices, lv.low - 3 * w, lv.high + 3 * w)
-        us, _ = _window(agg.usd(side=lv.side), agg.prices, lv.low - 3 * w, lv.high + 3 * w)
+        lo, hi = lv.low - 3 * w, lv.high + 3 * w
+        us = _usd(agg.usd(side=lv.side), agg.prices, lo, hi)
         if alpha == 0.0:
-            assert us == pytest.approx(u0 * total, rel=0.05)
-        assert us > u0
+            inner = _usd(by[0, s], agg.prices, lo + w, hi - w)
+            outer = _usd(by[0, s], agg.prices, lo - w, hi + w)
+            assert inner * total * (1 - WINDOW_TOL) <= us <= outer * total * (1 + WINDOW_TOL)
+        assert us > _usd(by[0, s], agg.prices, lo, hi)
+
+
+def test_the_comparison_sees_an_unmapped_or_lagging_venue(backfills):
+    """The comparison above allows one bin either way; it still fails for a venue left
+    unmapped (OKX's −0.03 %: 1.5 bins; Bybit's +0.04 %: 2 bins) and for OKX's prices one step
+    late against its open interest (the totals stay within 1 % there: only the levels show
+    it). Measured on the 136 windows of the docstring above: unmapped, the displacement is
+    found in all of them; the lag fails a level's window in 97 %."""
+    from liqtui.model import ModelParams, build_heatmap
+    from liqtui.model.venues import aggregate
+
+    w = 20.0
+    p = ModelParams(alpha=0.0, bin_width=w)
+    ref = build_heatmap(backfills["binance"], p)
+    levels = ref.levels(5)
+
+    def compared(v, bars, unmapped=False):
+        hm = build_heatmap(bars, p)
+        agg = aggregate({"binance": ref, v: hm}, {"binance": backfills["binance"], v: bars})
+        by = agg.usd_by_venue()
+        mine = (np.stack([agg.map_column(v, hm.usd(side=s), ratio=1.0) for s in ("long", "short")])
+                if unmapped else by[1])
+        return _disagreements(by[0], mine / (SHAPES[v].oi_share * SHAPES[v].k), agg.prices,
+                              levels, w)
+
+    for v in COMPARED:
+        assert compared(v, backfills[v]) == []
+        assert any("displaced" in d for d in compared(v, backfills[v], unmapped=True)), v
+    late = {k: np.array(x, copy=True) for k, x in backfills["okx"].items()}
+    for k in ("open", "high", "low", "close", "mark_high", "mark_low", "quote_volume"):
+        late[k] = np.r_[late[k][0], late[k][:-1]]
+    assert any("displaced" not in d for d in compared("okx", late))
