@@ -168,7 +168,8 @@ class Watch:
             self.say(f"{VENUES[venue].label}: {reason}; watching without it")
             s.leave_out(venue)
         self.say(self.banner())
-        sub = s.subscribe(self.on_event)
+        sub = s.subscribe(self.on_event, StateChanged, MarketData, RealizedLiquidation,
+                          Backfilled, StepsClosed, VenueLeftOut)  # not every trade
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

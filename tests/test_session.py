@@ -12,7 +12,7 @@ from liqtui.feeds.events import FeedState
 from liqtui.model import ModelParams
 from liqtui.session import Session
 from liqtui.session.events import (Backfilled, HeatmapRebuilt, MarketData, Note, StateChanged,
-                                   StepsClosed)
+                                   StepsClosed, TradeData)
 
 DAY = 86_400_000
 
@@ -81,15 +81,18 @@ async def test_front_ends_get_typed_events(exchange):
     s = session(sx)
     got: list = []
     s.subscribe(got.append)
+    trades = []
+    s.subscribe(trades.append, TradeData)
     s.subscribe(lambda ev: 1 / 0, StateChanged)        # a broken front end
     states: list = []
     sub = s.subscribe(states.append, StateChanged)
     try:
         s.switch("BTCUSDT")
-        await until(lambda: any(isinstance(e, MarketData) for e in got)
+        await until(lambda: any(isinstance(e, MarketData) for e in got) and trades
                     and any(e.state is FeedState.LIVE for e in states), 30, "live data")
         kinds = {type(e) for e in got}
-        assert {StateChanged, Backfilled, HeatmapRebuilt, Note} <= kinds
+        assert {StateChanged, Backfilled, HeatmapRebuilt, Note, TradeData} <= kinds
+        assert trades and all(isinstance(e, TradeData) for e in trades)
         assert all(isinstance(e, StateChanged) for e in states)
         assert [e.state for e in states][:1] == [FeedState.BACKFILLING]
         bf = next(e for e in got if isinstance(e, Backfilled))
@@ -124,17 +127,17 @@ async def test_closed_steps_reach_subscribers_with_the_venue(exchange):
 
 def test_the_bus_knows_who_listens_and_a_closed_subscription_gets_nothing():
     from liqtui.session.bus import Bus
-    from liqtui.session.events import MarketData, StateChanged
+    from liqtui.session.events import StateChanged, TradeData
 
     bus, got = Bus(), []
-    assert not bus.wanted(MarketData)
+    assert not bus.wanted(TradeData)
     sub = bus.subscribe(got.append, StateChanged)
-    assert bus.wanted(StateChanged) and not bus.wanted(MarketData)
+    assert bus.wanted(StateChanged) and not bus.wanted(TradeData)
     every = bus.subscribe(got.append)
-    assert bus.wanted(MarketData)
+    assert bus.wanted(TradeData)
     every.close()
     every.close()  # idempotent
-    assert not bus.wanted(MarketData)
+    assert not bus.wanted(TradeData)
     ev = StateChanged(1, "BTCUSDT", "binance", FeedState.LIVE)
     bus.publish(ev)
     sub.close()

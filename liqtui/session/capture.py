@@ -17,11 +17,11 @@ import asyncio
 import logging
 import time
 
-from ..feeds.events import FeedStatus, Liquidation
+from ..feeds.events import FeedStatus, Liquidation, Trade
 from ..feeds.rest import RestError
 from ..units import STEP_MS, utc
 from .events import (Backfilled, MarketData, Note, RealizedLiquidation, StateChanged,
-                     StepsClosed)
+                     StepsClosed, TradeData)
 
 
 def _now() -> int:
@@ -47,9 +47,12 @@ class Capture:
         def on_event(ev) -> None:
             if ev.symbol not in symbols:
                 return
-            if isinstance(ev, Liquidation):
+            if isinstance(ev, Trade):
+                if bus.wanted(TradeData):  # hundreds a second: only when somebody listens
+                    bus.publish(TradeData(ev.time, ev.symbol, name, ev))
+            elif isinstance(ev, Liquidation):
                 bus.publish(RealizedLiquidation(ev.time, ev.symbol, name, ev, complete))
-            elif bus.wanted(MarketData):
+            else:
                 bus.publish(MarketData(ev.time, ev.symbol, name, ev))
 
         def on_steps(bf) -> None:

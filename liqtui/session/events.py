@@ -64,8 +64,14 @@ class ProvisionalColumn(SessionEvent):
 
 @dataclass(frozen=True)
 class MarketData(SessionEvent):
-    """A trade, mark price or open interest as the venue sent it (``data``)."""
-    data: Trade | MarkPrice | OpenInterest
+    """A mark price or open interest as the venue sent it (``data``): about once a second."""
+    data: MarkPrice | OpenInterest
+
+
+@dataclass(frozen=True)
+class TradeData(SessionEvent):
+    """A trade (``data``), hundreds a second: made only while somebody subscribes to it."""
+    data: Trade
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from ..model import ModelParams, build_heatmap
 from .asset import AssetFeed, FeedEvent, ReplaySpec
 from .bus import Bus
 from .events import (Backfilled, HeatmapRebuilt, MarketData, Note, RealizedLiquidation,
-                     StateChanged, StepsClosed)
+                     StateChanged, StepsClosed, TradeData)
 
 log = logging.getLogger("liqtui.feeds")
 _WARN = (FeedState.STALE, FeedState.RECONNECTING, FeedState.ERROR, FeedState.BANNED)
@@ -403,9 +403,12 @@ class VenueAssets:
             if f.last_data_ms is None or ev.time > f.last_data_ms:
                 f.last_data_ms = ev.time
             f.tick += 1
-            if isinstance(ev, Liquidation):
+            if isinstance(ev, Trade):
+                if bus.wanted(TradeData):  # hundreds a second: only when somebody listens
+                    bus.publish(TradeData(ev.time, sym, name, ev))
+            elif isinstance(ev, Liquidation):
                 bus.publish(RealizedLiquidation(ev.time, sym, name, ev, complete))
-            elif bus.wanted(MarketData):  # every trade: made only when somebody listens
+            else:
                 bus.publish(MarketData(ev.time, sym, name, ev))
 
         def on_steps(steps) -> None:
