@@ -24,6 +24,8 @@ from .keys import KEYS
 # the venue parts come from the registry (liqtui.feeds.venues)
 _CYCLE = " → ".join(v.label for v in VENUES.values())
 _NO_TAKER = and_list([v.label for v in VENUES.values() if not v.taker_in_candles])
+_SAMPLED = and_list([v.label for v in VENUES.values() if not v.liquidations_complete])
+_COMPLETE = and_list([v.label for v in VENUES.values() if v.liquidations_complete])
 HOW = (
     "[b]How this is estimated[/b] (LQ-1; nobody publishes where leveraged positions sit). "
     "Every 5-minute step, the change in open interest plus what the step liquidated is the net "
@@ -33,8 +35,9 @@ HOW = (
     "isolated-margin formula; a level is removed once price trades through it. Cross margin "
     "is unknowable from public data: leverage is treated as effective leverage with the "
     "isolated formula, as every such product does. Voluntary closes and stops are invisible, "
-    "so real liquidations are smaller than the bands. Realized-liquidation markers are a "
-    "sample: Binance pushes at most one per symbol per second.\n"
+    "so real liquidations are smaller than the bands. Realized-liquidation markers: "
+    f"{_SAMPLED}'s are a sample (at most one per symbol per second), {_COMPLETE} publish "
+    "every one.\n"
     f"Venues: v cycles all → {_CYCLE} (the header names what is included). All "
     "sums each venue's own model on Binance's price grid, every venue's prices mapped by the "
     "ratio of the venues' prices at the same time, so basis does not smear the bands; V "
