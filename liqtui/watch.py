@@ -16,8 +16,8 @@ import signal
 import sys
 import time
 
-from .report import levels_text, usd, utc
-from .session import VENUES, FeedState
+from .report import levels_text, usd, utc, venue_title, venues_text
+from .session import VENUES, FeedState, VenueSum
 from .session.events import (Backfilled, MarketData, RealizedLiquidation, StateChanged,
                              StepsClosed, VenueLeftOut)
 
@@ -59,8 +59,12 @@ class Watch:
         self._levels_due = None
         f = self.session.feed(self.symbol)
         hm = f.heatmap if f is not None else None
-        if hm is not None:
-            self.say(levels_text(hm, self.symbol, self.top, self.threshold).rstrip())
+        if hm is None:
+            return
+        summed = isinstance(f, VenueSum)  # the same table as `liqtui levels --venue …`
+        venues = hm.venues if summed else (self.session.active()[0].venue.name,)
+        text = venue_title(levels_text(hm, self.symbol, self.top, self.threshold), venues, summed)
+        self.say((text + (venues_text(hm, self.top) if summed else "")).rstrip())
 
     def _levels_soon(self) -> None:
         """The levels after a rebuild; with several venues once their steps are all in (each

@@ -113,6 +113,64 @@ async def test_watch_follows_the_sim_and_stops_cleanly(market):
     assert text.rstrip().splitlines()[-1].startswith("stopped · frames")
 
 
+async def _watch(sx, *argv, env=None, timeout=120):
+    env = dict(os.environ, NO_COLOR="1", **(env or {}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "liqtui", "watch", *argv,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_watch_follows_every_venue_summed(market):
+    """``--venue all``: every venue of the registry backfills and goes live, each line names
+    its venue, and the levels are the sum's (the same lines as for one venue)."""
+    from liqtui.feeds.venues import VENUES
+
+    sx = sim_server.SimExchange(market)
+    await sx.start()
+    try:
+        env = {k: v for name in VENUES for k, v in (
+            (VENUES[name].env_rest, sx.rest_url), (VENUES[name].env_ws, sx.ws_url))}
+        rc, text, err = await _watch(sx, "--symbol", "BTCUSDT", "--venue", "all", "--range",
+                                     "12h", "--every", "1", "--duration", "12", "--top", "3",
+                                     env=env)
+    finally:
+        await sx.stop()
+    assert rc == 0, err
+    assert "Traceback" not in text + err and err == ""
+    assert "+".join(v.label for v in VENUES.values()) in text.splitlines()[0]
+    for v in VENUES.values():
+        assert re.search(rf"^{v.label} backfilled 14[34] closed steps", text, re.M), v.name
+        assert re.search(rf"^\d\d:\d\d:\d\d {v.label} LIVE", text, re.M), v.name
+    assert "provisional peak bins" in text and "model rebuilt" in text
+    assert re.search(r"^#\s+price\s+side\s+usd", text, re.M)  # the levels table, the sum's
+    labels = "+".join(v.label for v in VENUES.values())
+    assert re.search(rf"^BTCUSDT · {re.escape(labels)} · price", text, re.M)
+    assert "by venue: each level's USD per venue" in text
+    assert text.rstrip().splitlines()[-1].startswith("stopped · frames")
+
+
+async def test_watch_one_other_venue_and_url_rules(market):
+    """Bybit alone works as Binance does; --rest-url with --venue all is refused (exit 2)."""
+    sx = sim_server.SimExchange(market)
+    await sx.start()
+    try:
+        rc, text, err = await _watch(sx, "--symbol", "BTCUSDT", "--venue", "bybit",
+                                     "--rest-url", sx.rest_url, "--ws-url", sx.ws_url,
+                                     "--every", "1", "--duration", "4", "--top", "3")
+        rc2, _, err2 = await _watch(sx, "--symbol", "BTCUSDT", "--venue", "all",
+                                    "--rest-url", sx.rest_url)
+    finally:
+        await sx.stop()
+    assert rc == 0, err
+    assert "Bybit linear perpetuals" in text.splitlines()[0]
+    assert re.search(r"^BTCUSDT · Bybit linear perpetuals · price", text, re.M)  # its levels
+    assert re.search(r"^backfilled \d+ closed steps", text, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d LIVE", text, re.M)  # one venue: no label
+    assert rc2 == 2 and "--rest-url/--ws-url name one venue's URL" in err2
+
+
 async def test_watch_unknown_symbol_exits_2(market):
     sx = sim_server.SimExchange(market)
     await sx.start()
