@@ -15,6 +15,7 @@ import sqlite3
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import liqtui.sim.market as sim_market
@@ -339,6 +340,27 @@ async def test_all_venues_are_recorded_side_by_side(tmp_path, env):
         closes = {v: st.steps(v, "BTCUSDT")["close"][-1] for v in series}
     # one simulated market seen through every venue: the same price but for each basis
     assert max(closes.values()) / min(closes.values()) < 1.01
+
+
+async def test_a_live_step_before_a_backfill_does_not_cut_the_history(tmp_path, env):
+    """Every symbol gets its whole backfill, whichever arrives first: a closed step from the
+    live feed (which starts first), or the symbol's backfill. OKX's open-interest limits make
+    the first symbol's backfill take seconds, so the second symbol's newest closed step is
+    stored live before its backfill starts; the recorder used to start that backfill after
+    the stored step, and the symbol kept one step of history instead of a day."""
+    rec = await Recording(["--demo", "--venue", "okx", "--symbols", "BTCUSDT,ETHUSDT",
+                           "--demo-days", "1.2", "--every", "1",
+                           "--data-dir", str(tmp_path)], env).start()
+    await rec.wait_for(r"okx ETHUSDT: backfilled \d+ closed steps", timeout=90)
+    rec.proc.send_signal(signal.SIGTERM)
+    assert await rec.finish() == 0
+    text = "\n".join(rec.lines)
+    assert "stored up to" not in text, text
+    with Store(tmp_path / "liqtui.db", readonly=True) as st:
+        for sym in ("BTCUSDT", "ETHUSDT"):
+            t = st.steps("okx", sym)["time"]
+            assert len(t) >= 280, (sym, len(t))          # a day of 5-minute steps
+            assert (np.diff(t) == 300_000).all(), sym     # and no hole in it
 
 
 def test_the_record_venue_choices_are_the_registry():

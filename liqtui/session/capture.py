@@ -69,6 +69,10 @@ class Capture:
         import aiohttp
 
         on_event, on_steps, on_status = self._callbacks()
+        # where each symbol's backfill starts, read before the live feed can store a step:
+        # a closed step that arrives live first must not cut the history before it
+        stored = {sym: self.last_step(self.venue.name, sym, self.step_ms)
+                  for sym in self.symbols}
         # one HTTP session and one REST client (one rate limiter) for the backfill and the
         # live feed's polls; the session is ours, so whichever starts first, it is closed once
         session = aiohttp.ClientSession(trust_env=True)
@@ -81,7 +85,7 @@ class Capture:
             for sym in self.symbols:
                 if stop.is_set():
                     break
-                await self._backfill(rest, sym)
+                await self._backfill(rest, sym, stored[sym])
             await runner
         finally:
             await self.live.stop()
@@ -92,8 +96,7 @@ class Capture:
         if self.live is not None:
             await self.live.stop()
 
-    async def _backfill(self, rest, sym: str) -> None:
-        last = self.last_step(self.venue.name, sym, self.step_ms)
+    async def _backfill(self, rest, sym: str, last: int | None) -> None:
         start = None if last is None else last + self.step_ms
         t0 = time.perf_counter()
         try:
