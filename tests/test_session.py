@@ -143,3 +143,26 @@ def test_the_bus_knows_who_listens_and_a_closed_subscription_gets_nothing():
     sub.close()
     bus.publish(ev)
     assert got == [ev]
+
+
+async def test_the_provisional_column_is_published_while_somebody_listens(exchange):
+    """About once a second, the viewed asset's live column on the model's price grid."""
+    from liqtui.session.events import ProvisionalColumn
+
+    sx = await exchange(fixed_market())
+    s = session(sx)
+    cols: list[ProvisionalColumn] = []
+    sub = s.subscribe(cols.append, ProvisionalColumn)
+    try:
+        s.switch("BTCUSDT")
+        await until(lambda: len(cols) >= 2, 30, "two provisional columns")
+        c = cols[-1]
+        assert (c.symbol, c.venue) == ("BTCUSDT", "binance")
+        assert len(c.column) == len(c.prices) == len(s.feed("BTCUSDT").heatmap.prices)
+        assert c.column.sum() > 0
+        sub.close()
+        n = len(cols)
+        await asyncio.sleep(2.5)
+        assert len(cols) == n  # nobody listens: nothing is made
+    finally:
+        await s.close()

@@ -65,9 +65,8 @@ class VenueAssets:
         self.symbols: list[str] = []     # the venue's symbol set, once known
         self.current: str | None = None
         self._rest = None
-        self._rebuild: asyncio.Task | None = None
         self.closed = False
-        self.store = store        # liqtui.store.Store: paint from it, write live data to it
+        self.store = store        # liqtui.store.Store: paint from it (the session's writer keeps)
         self.replay = replay
         if replay is not None:    # the exchange clock of a replay is the replay's
             self.clock = lambda: self._replay_clock()
