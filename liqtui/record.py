@@ -17,7 +17,7 @@ import time
 from collections import Counter
 
 from .session.events import Note, StateChanged
-from .units import hms, utc
+from .units import hms, printable, utc
 
 
 class Recorder:
@@ -33,7 +33,8 @@ class Recorder:
         self.writer = None
 
     def say(self, line: str) -> None:
-        self.out.write(line + "\n")
+        """One plain line out, made printable (states, reasons and notes come from venues)."""
+        self.out.write(printable(line) + "\n")
         self.out.flush()
 
     def on_event(self, ev) -> None:
@@ -139,8 +140,8 @@ async def validate(session, symbols: list[str], store,
     for name, c in venues.items():
         known, why = await listed(c.venue, c.rest_url, symbols, c.settings)
         if known is None:
-            out.write(f"{name}: symbol list unavailable ({why}); recording the symbols as "
-                      "given\n")
+            out.write(printable(f"{name}: symbol list unavailable ({why}); recording the "
+                                "symbols as given") + "\n")
             chosen[name] = list(symbols)
             found.update(symbols)
             continue
@@ -148,7 +149,8 @@ async def validate(session, symbols: list[str], store,
             store.set_tick_size(name, sym, tick)
         missing = [s for s in symbols if s not in known]
         if missing and len(venues) > 1:
-            out.write(f"{name}: does not list {', '.join(missing)}; not recorded there\n")
+            out.write(printable(f"{name}: does not list {', '.join(missing)}; not recorded "
+                                "there") + "\n")
         chosen[name] = [s for s in symbols if s in known]
         found.update(chosen[name])
     return {v: xs for v, xs in chosen.items() if xs}, sorted(set(symbols) - found)

@@ -27,6 +27,25 @@ def and_list(words) -> str:
     return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
+# C0 controls, DEL, C1 controls, and the bidi embeddings/overrides/isolates (U+202A–U+202E,
+# U+2066–U+2069) that reorder what follows on a terminal line
+_UNPRINTABLE = [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F),
+                *range(0x2066, 0x206A)]
+_ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNPRINTABLE}
+_KEEP_LINES = {k: v for k, v in _ESCAPES.items() if k not in (0x0A, 0x09)}
+
+
+def printable(text, lines: bool = True) -> str:
+    """``text`` safe to put on a terminal or in a log: every control character a venue, a file
+    or an argument may carry (C0 such as ESC, BEL, CR; DEL; C1 U+0080–U+009F; the bidi
+    overrides and isolates) becomes its visible Python escape, ``\\x1b``, ``\\x07``,
+    ``\\u202e``. Newline and tab stay when ``lines`` (a multi-line output); with
+    ``lines=False`` they are escaped too. Plain text is returned unchanged, and so is text
+    already made printable (a backslash is not touched)."""
+    text = str(text)
+    return text.translate(_KEEP_LINES if lines else _ESCAPES)
+
+
 def usd(x: float) -> str:
     """$950, $123.45K, $12.35M, $1.23B."""
     for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):

@@ -17,6 +17,7 @@ import sys
 import time
 
 from .report import levels_text, usd, utc, venue_title, venues_text
+from .units import printable
 from .session import VENUES, FeedState, VenueSum
 from .session.events import (Backfilled, MarketData, RealizedLiquidation, StateChanged,
                              StepsClosed, VenueLeftOut)
@@ -48,7 +49,9 @@ class Watch:
         return len(self.session.active()) > 1
 
     def say(self, line: str) -> None:
-        self.out.write(line + "\n")
+        """One plain line out; what a venue or an argument put in it is made printable (the
+        levels table, the one piece with colour of our own, goes out by ``out.write``)."""
+        self.out.write(printable(line) + "\n")
         self.out.flush()
 
     def _who(self, venue: str) -> str:
@@ -166,7 +169,7 @@ class Watch:
         if len(unlisted) == len(s.active()):
             for reason in dict.fromkeys(unlisted.values()):
                 self.out.flush()
-                print(f"liqtui: error: {reason}", file=sys.stderr)
+                print(f"liqtui: error: {printable(reason)}", file=sys.stderr)
             return 2
         for venue, reason in unlisted.items():
             self.say(f"{VENUES[venue].label}: {reason}; watching without it")

@@ -9,7 +9,7 @@ from .. import __version__
 from ..config import UI_RANGES, ConfigError, load_settings
 from ..feeds.venues import VENUES
 from ..units import DAY
-from .options import COLOR_SYSTEMS, error, flag_values, sim_cache, venue_urls, warn
+from .options import COLOR_SYSTEMS, LogFormatter, error, flag_values, sim_cache, venue_urls, warn
 
 APP_EPILOG = """\
 examples:
@@ -85,7 +85,7 @@ def cmd_app(args) -> int:
             handler = logging.FileHandler(args.log, encoding="utf-8")
         except OSError as e:
             return error(f"--log {args.log}: cannot write ({e.strerror or e})")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)
 

@@ -9,7 +9,7 @@ import sys
 
 from ..config import ConfigError
 from ..feeds.venues import VENUES
-from ..units import and_list
+from ..units import and_list, printable
 from .options import (DATA_DIR_HELP, RANGES, Exit, add_model_args, add_venue_args, all_settings,
                       error, open_store_readonly, positive_int, venue_urls, warn)
 
@@ -140,7 +140,7 @@ def cmd_levels(args) -> int:
         return e.status
     except InputError as e:
         for line in e.lines:
-            print(f"liqtui: error: {line}", file=sys.stderr)
+            print(f"liqtui: error: {printable(line)}", file=sys.stderr)
         return e.status
     if tick and params.tick_size is None and params.bin_width is None:
         params = params.replace(tick_size=tick)
@@ -167,7 +167,9 @@ def cmd_levels(args) -> int:
         out = json.dumps(doc, indent=2) + "\n"
     else:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-        out = venue_title(levels_text(hm, symbol, args.top, settings.threshold, color=color),
+        # the symbol is the one piece of outside text in the table (the colour is our own)
+        out = venue_title(levels_text(hm, printable(symbol, lines=False), args.top,
+                                      settings.threshold, color=color),
                           venues, every)
         if every:
             out += venues_text(hm, args.top)

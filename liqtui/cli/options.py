@@ -5,12 +5,13 @@ textual at import, so ``--help`` stays fast."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
 from ..config import OPTIONS, UI_RANGES, ConfigError, load_settings
 from ..feeds.venues import VENUES
-from ..units import parse_duration
+from ..units import parse_duration, printable
 
 VENUE_NAMES = tuple(VENUES)  # the venue table is light to import (no aiohttp, no numpy)
 RANGES = UI_RANGES  # the ranges a lookback (levels, watch) or the app's view may take
@@ -22,12 +23,28 @@ DATA_DIR_HELP = "store directory (default $XDG_DATA_HOME/liqtui; env LIQTUI_DATA
 
 
 def error(msg: str) -> int:
-    print(f"liqtui: error: {msg}", file=sys.stderr)
+    """Print ``msg`` (made printable: it may quote a venue, a file or an argument); 2."""
+    print(f"liqtui: error: {printable(msg)}", file=sys.stderr)
     return 2
 
 
 def warn(msg: str) -> None:
-    print(f"liqtui: warning: {msg}", file=sys.stderr)
+    print(f"liqtui: warning: {printable(msg)}", file=sys.stderr)
+
+
+class LogFormatter(logging.Formatter):
+    """The ``--log`` file's formatter: every line made printable (a venue's reason or a symbol
+    can carry ESC, BEL or CR; the file is read with ``tail`` on a terminal). A message is one
+    line (its newlines escaped, so nobody forges a record); a traceback keeps its lines."""
+
+    def formatMessage(self, record) -> str:
+        return printable(super().formatMessage(record), lines=False)
+
+    def formatException(self, ei) -> str:
+        return printable(super().formatException(ei))
+
+    def formatStack(self, stack_info) -> str:
+        return printable(super().formatStack(stack_info))
 
 
 class Exit(Exception):

@@ -32,18 +32,18 @@ def cmd_store_info(args) -> int:
 
         print(json.dumps(info, indent=2))
         return 0
-    from ..units import utc
+    from ..units import printable, utc
 
     if store.missing:
-        print(f"no store at {info['path']} yet (liqtui record creates it)")
+        print(printable(f"no store at {info['path']} yet (liqtui record creates it)"))
         return 0
     size = info["bytes"]
-    print(f"store {info['path']} · " + (f"{size / 1e6:,.1f} MB" if size >= 1e6 else
-                                        f"{size / 1e3:,.0f} kB")
-          + f" · {info['kind'] or 'empty'}")
+    print(printable(f"store {info['path']} · " + (f"{size / 1e6:,.1f} MB" if size >= 1e6 else
+                                                  f"{size / 1e3:,.0f} kB")
+                    + f" · {info['kind'] or 'empty'}"))
     rows = [("venue", "symbol", "bars", "open interest", "liquidations", "first", "last")]
     for s in info["series"]:
-        rows.append((s["venue"], s["symbol"], f"{s['bars']:,}", f"{s['open_interest']:,}",
+        rows.append((printable(s["venue"], False), printable(s["symbol"], False), f"{s['bars']:,}", f"{s['open_interest']:,}",
                      f"{s['liquidations']:,}", utc(s["first"]) if s["first"] else "-",
                      utc(s["last"]) if s["last"] else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
