@@ -125,3 +125,37 @@ def test_the_log_file_gets_no_control_characters(tmp_path):
     assert r"\x1b]0;pwned\x07" in text
     assert text.splitlines()[0].endswith(r"\x0aforged line")  # one record, one line
     assert "Traceback (most recent call last):\n" in text      # a traceback keeps its lines
+
+
+async def test_the_app_shows_a_hostile_venue_error_escaped(hostile):
+    """The app against the hostile venue: its header, notifications, levels message and feed
+    events show the venue's error with the escapes, and no control character is painted."""
+    pytest.importorskip("textual")
+    from helpers import header, pilot_until
+
+    from liqtui.feeds.settings import FeedSettings
+    from liqtui.ui.app import AppOptions, LiqApp
+    from liqtui.ui.help import AssetPicker, FeedEventsScreen
+
+    rest, ws = hostile
+    app = LiqApp(AppOptions(rest_url=rest, ws_url=ws, watchlist=("BTCUSDT",),
+                            feed_settings=FeedSettings(backoff_cap_s=0.5, backoff_base_s=0.2)))
+    async with app.run_test(size=(160, 40)) as pilot:
+        assert await pilot_until(pilot, lambda: "pwned" in header(app), timeout=15), header(app)
+        app.notify("venue says: " + HOSTILE, title="t\x1b]0;x\x07")
+        app.main.query_one("LevelsList").set_levels([], None, 2, message=HOSTILE)
+        await pilot.pause(0.3)
+        shown = [app.export_screenshot()]
+        assert not RAW.search(shown[-1]), RAW.findall(shown[-1])
+        assert r"\x1b[2J" in shown[0] and "pwned" in shown[0]
+        await app.push_screen(FeedEventsScreen(app.session))
+        await pilot.pause(0.3)
+        shown.append(app.export_screenshot())
+        assert not RAW.search(shown[-1]), RAW.findall(shown[-1])
+        assert r"\x1b]0;pwned\x07" in shown[1]
+        app.pop_screen()
+        await app.push_screen(AssetPicker(["BTC\x1b[2JUSDT", "ETHUSDT"], []))
+        await pilot.pause(0.3)
+        shown.append(app.export_screenshot())
+        assert not RAW.search(shown[-1]), RAW.findall(shown[-1])
+        assert r"BTC\x1b[2JUSDT" in shown[2]

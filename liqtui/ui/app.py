@@ -26,7 +26,7 @@ from ..model.venues import VenueHeatmap
 from ..report import price_decimals
 from ..session import ALL, VENUES, WAITING, FeedSettings, Session, VenueSum
 from ..session.events import StateChanged, VenueLeftOut
-from ..units import UI_RANGES, usd, utc
+from ..units import UI_RANGES, printable, usd, utc
 from . import keys as keyspec
 from .header import HeaderBar, HeaderInfo
 from .heatmap import HeatmapView
@@ -266,7 +266,14 @@ class LiqApp(App):
         if bad:
             self.options.watchlist = tuple(s for s in wl if s not in bad)
             self.notify(f"watchlist: {', '.join(bad)} not listed by the venue; left out",
-                        severity="warning")
+                        severity="warning", markup=False)
+
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Textual's notification, its text made printable: a message may quote a symbol, a
+        config value or a venue's reason (those pass ``markup=False`` too)."""
+        super().notify(printable(message), title=printable(title, lines=False),
+                       severity=severity, timeout=timeout, markup=markup)
 
     async def action_quit(self) -> None:
         await self.shutdown()
@@ -451,7 +458,7 @@ class LiqApp(App):
     def switch_asset(self, symbol: str) -> None:
         symbol = symbol.strip().upper()
         if not symbol.isalnum():
-            self.notify(f"{symbol!r} is not a symbol", severity="warning")
+            self.notify(f"{symbol!r} is not a symbol", severity="warning", markup=False)
             return
         if not self._feeds_ready:
             self.symbol = symbol
@@ -478,7 +485,7 @@ class LiqApp(App):
         near = difflib.get_close_matches(symbol, list(known), n=3)
         self.notify(f"unknown symbol {symbol}: not a perpetual the venue lists "
                     f"({len(known)} are)" + (f"; did you mean {', '.join(near)}?" if near else ""),
-                    severity="warning")
+                    severity="warning", markup=False)
 
     def _switch(self, symbol: str) -> None:
         self.symbol = symbol

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..report import usd
+from ..units import printable
 
 # hex colours only: named ANSI colours go through Textual's theme and come back as other
 # colours in 16-colour terminals (red as magenta)
@@ -107,8 +108,8 @@ def header_text(h: HeaderInfo, width: int) -> Text:
                 continue
             if t:
                 t.append(" · ", "dim")
-            for s, style in pieces:
-                t.append(s, style)
+            for s, style in pieces:  # a symbol, a venue's reason: made printable
+                t.append(printable(s, lines=False), style)
         return t
 
     keep = {p[0] for p in parts}

@@ -16,7 +16,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..session import VENUES
-from ..units import and_list
+from ..units import and_list, printable
 from .keys import KEYS
 
 
@@ -108,6 +108,11 @@ class HelpScreen(ModalScreen):
             yield Static(Text("esc closes", style="dim"))
 
 
+def _shown(symbol: str) -> Text:
+    """A venue's symbol as the picker shows it: printable, and never read as markup."""
+    return Text(printable(symbol, lines=False))
+
+
 class AssetPicker(ModalScreen[str | None]):
     DEFAULT_CSS = """
     AssetPicker { align: center top; }
@@ -124,18 +129,20 @@ class AssetPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Input(placeholder="asset, e.g. eth", id="picker-input")
-            yield OptionList(*[Option(s, id=s) for s in self.symbols[:200]], id="picker-list")
+            yield OptionList(*[Option(_shown(s), id=s) for s in self.symbols[:200]],
+                             id="picker-list")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         q = event.value.strip()
         ol = self.query_one(OptionList)
         ol.clear_options()
         if not q:
-            ol.add_options([Option(s, id=s) for s in self.symbols[:200]])
+            ol.add_options([Option(_shown(s), id=s) for s in self.symbols[:200]])
         else:
             m = Matcher(q)
             scored = sorted(((m.match(s), s) for s in self.symbols), key=lambda x: -x[0])
-            ol.add_options([Option(m.highlight(s), id=s) for sc, s in scored[:50] if sc > 0])
+            ol.add_options([Option(m.highlight(printable(s, lines=False)), id=s)
+                            for sc, s in scored[:50] if sc > 0])
         if ol.option_count:
             ol.highlighted = 0
 
@@ -183,10 +190,10 @@ class FeedEventsScreen(ModalScreen):
         lines = Text()
         for ev in list(self.session.events)[-150:]:
             lines.append(time.strftime("%H:%M:%S ", time.gmtime(ev.time / 1000)), "dim")
-            lines.append(f"{ev.symbol:<9} ", "bold")
+            lines.append(f"{printable(ev.symbol, lines=False):<9} ", "bold")
             if ev.venue:
-                lines.append(f"{ev.venue:<8} ", "#5fafff")
-            lines.append(ev.text + "\n")
+                lines.append(f"{printable(ev.venue, lines=False):<8} ", "#5fafff")
+            lines.append(printable(ev.text, lines=False) + "\n")  # a venue's words
         if not lines.plain:
             lines.append("no feed events yet", "dim")
         self.query_one("#events-body", Static).update(lines)

@@ -14,6 +14,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from ..report import usd
+from ..units import printable
 
 LONG = Style(color="#ff5f5f")
 SHORT = Style(color="#5fff87")
@@ -64,7 +65,8 @@ class LevelsList(Widget):
 
     def set_levels(self, levels, price: float | None, decimals: int, message: str = "",
                    by_venue: list[dict] | None = None) -> None:
-        self.levels, self.price, self.decimals, self.message = list(levels), price, decimals, message
+        self.levels, self.price, self.decimals = list(levels), price, decimals
+        self.message = printable(message, lines=False)  # often a venue's error
         self.by_venue = None if by_venue is None else list(by_venue)
         self._relayout()
 
