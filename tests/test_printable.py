@@ -159,3 +159,12 @@ async def test_the_app_shows_a_hostile_venue_error_escaped(hostile):
         shown.append(app.export_screenshot())
         assert not RAW.search(shown[-1]), RAW.findall(shown[-1])
         assert r"BTC\x1b[2JUSDT" in shown[2]
+
+
+def test_an_unrecognised_argument_is_quoted_escaped(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "liqtui", "levels", "--symbol", "BTCUSDT",
+                        "x\x1b]0;pwned\x07\u202e"], capture_output=True, timeout=60, env=env)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and not RAW.search(err), err
+    assert r"x\x1b]0;pwned\x07\u202e" in err, err

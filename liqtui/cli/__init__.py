@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from . import levels, record, replay, sim, store, watch
 from .app import APP_EPILOG, cmd_app
-from .options import VENUE_NAMES, add_app_args, add_app_store_args
+from .options import VENUE_NAMES, Parser, add_app_args, add_app_store_args
 
 __all__ = ["VENUE_NAMES", "build_parser", "main"]
 
@@ -21,7 +21,7 @@ COMMANDS = (levels, watch, sim, record, store, replay)  # in the order --help li
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="liqtui",
         description="Estimated crypto liquidation levels and heatmap in the terminal.\n"
         "Without a command: the live heatmap (Binance USDⓈ-M; --demo: offline, against the "

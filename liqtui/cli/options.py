@@ -32,6 +32,14 @@ def warn(msg: str) -> None:
     print(f"liqtui: warning: {printable(msg)}", file=sys.stderr)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its error messages made printable: it quotes an unrecognised argument as
+    typed (its sub-parsers are of this class too)."""
+
+    def error(self, message: str):
+        super().error(printable(message))
+
+
 class LogFormatter(logging.Formatter):
     """The ``--log`` file's formatter: every line made printable (a venue's reason or a symbol
     can carry ESC, BEL or CR; the file is read with ``tail`` on a terminal). A message is one
