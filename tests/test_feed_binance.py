@@ -31,7 +31,8 @@ from liqtui.feeds.events import Bar, FeedState, Liquidation, MarkPrice, OpenInte
 from liqtui.feeds.ratelimit import Blocked, WeightLimiter
 from liqtui.feeds.settings import FeedSettings
 
-from helpers import (DAY, MIN, SCALE, STEP, Feed, a_silent_socket_goes_stale_and_is_replaced,
+from helpers import (DAY, MIN, SCALE, STEP, Feed, a_garbage_socket_goes_stale_and_is_replaced,
+                     a_silent_socket_goes_stale_and_is_replaced,
                      assert_equals_an_uninterrupted_run, closed_end,
                      damaged_frames_are_counted_and_survived, liquidating_at_the_mark,
                      retries_5xx_and_times_out, Scripted, steps_through_an_outage, until)
@@ -452,14 +453,7 @@ async def test_a_trade_id_of_2_to_the_62_is_rejected_and_later_ids_accepted(exch
 
 
 async def test_a_socket_sending_only_garbage_goes_stale_and_is_replaced(sim):
-    async with feed(sim, ("BTCUSDT",), stale_timeout_s=0.6) as f:
-        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
-        sim.faults.malformed_rate = 1.0
-        await until(lambda: FeedState.STALE in f.states() and f.live.counters["reconnects"] >= 1,
-                    what="STALE and replaced")
-        assert f.live.counters["malformed"] > 0
-        sim.faults.malformed_rate = 0.0
-        await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
+    await a_garbage_socket_goes_stale_and_is_replaced(sim, feed)
 
 
 class RestartingIds(Scripted):

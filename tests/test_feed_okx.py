@@ -33,7 +33,8 @@ from liqtui.sim.server import SimExchange
 from liqtui.sim.wire import fmt
 from liqtui.sim.venues import VenueMarket
 
-from helpers import (DAY, MIN, SCALE, STEP, Feed, assert_equals_an_uninterrupted_run,
+from helpers import (DAY, MIN, SCALE, STEP, Feed, a_garbage_socket_goes_stale_and_is_replaced,
+                     assert_equals_an_uninterrupted_run,
                      closed_end, damaged_frames_are_counted_and_survived, fast,
                      liquidating_at_the_mark, okx_protocol, steps_through_an_outage, until)
 
@@ -314,6 +315,10 @@ async def test_a_missing_pong_replaces_the_socket(sim):
     i = f.states().index(FeedState.RECONNECTING)
     assert "no pong within 0.2 s" in f.statuses[i].reason
     assert FeedState.STALE not in f.states()          # the data watchdog did not fire first
+
+
+async def test_a_socket_sending_only_garbage_goes_stale_and_is_replaced(sim):
+    await a_garbage_socket_goes_stale_and_is_replaced(sim, feed)
 
 
 async def test_malformed_and_truncated_frames_are_counted_and_survived(sim):
