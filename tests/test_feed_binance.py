@@ -135,6 +135,19 @@ def test_bar_builder_from_trades_and_closed_klines():
     assert b.late == 1 and b.minute("X").close == 120.0
 
 
+def test_bar_builder_restarts_on_data_far_behind_only_when_asked():
+    """With ``reset_ms`` (the live feed's), data that far behind the current minute starts
+    the symbol again (its current minute came from a bad frame); without, it is late."""
+    t0 = 1_700_000_100_000 // STEP * STEP
+    for reset, want in ((3_600_000, t0), (None, 4_102_444_800_000)):
+        b = BarBuilder(STEP, reset_ms=reset)
+        b.trade("binance", "X", 4_102_444_800_000, 1.0, 1.0, True)   # 2100-01-01
+        b.trade("binance", "X", t0 + 1_000, 100.0, 1.0, True)
+        b.trade("binance", "X", t0 + 1_000 - 2 * MIN, 100.0, 1.0, True)  # late, not a restart
+        assert b.forming("X").time == want and b.late == (1 if reset else 2)
+        assert b.resets == (1 if reset else 0)
+
+
 def test_bar_builder_keeps_the_trades_taker_share_when_candles_have_none():
     """Bybit and OKX candles carry no taker-buy volume: live, the share comes from trades."""
     b = BarBuilder(STEP)
@@ -516,6 +529,8 @@ def test_after_a_reconnect_the_id_and_time_windows_start_afresh():
     assert [e.time for e in events[2:]] == [1_700_000_000_000] * 2 + [1_700_000_000_100]
     assert live.last_mark["BTCUSDT"].time == 1_700_000_000_000
     assert live.counters["duplicates"] == 2 and live.counters["implausible"] == 2
+    # the bar builder leaves the bad timeline too (else every later trade would be "late")
+    assert live.bars.forming("BTCUSDT").time < Y2100 and live.bars.resets == 1
 
 
 async def test_proactive_rotation_overlaps_and_drops_duplicates(sim):

@@ -385,6 +385,8 @@ def test_a_late_liquidation_is_accepted_once():
         (1_700_000_600_000, 0.02, "short"), (1_700_000_100_000, 0.02, "short"),
         (1_700_000_100_000, 0.03, "short")]
     assert live.counters["duplicates"] == 1 and live.counters["foreign"] == 1
+    push(1_700_000_600_000 - 2 * 3_600_000)   # two hours late: outside the plausible window
+    assert len(events) == 3 and live.counters["implausible"] == 1
 
 
 def test_bad_symbols_and_urls_are_refused_clearly():

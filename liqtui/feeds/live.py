@@ -112,7 +112,8 @@ class LiveFeed(VenueLive):
         self.on_gap = on_gap
         self.on_steps = on_steps
         self.step_ms = step_ms
-        self.bars = bars if bars is not None else BarBuilder(step_ms)
+        self.bars = bars if bars is not None else BarBuilder(
+            step_ms, reset_ms=int(self.settings.max_age_s * 1000))
         self._session = session
         self._own_session = session is None
         self.rest = rest
