@@ -1,14 +1,14 @@
 """The venue-neutral live feed: WebSockets, states, dedupe, gaps and closed steps.
 
-``LiveFeed`` keeps the venue's sockets open (capped backoff with jitter, a data-only stale
-watchdog fed by accepted data only, a proactive rotation before a connection's age limit), turns every failure into a
-``FeedStatus``, drops duplicates and implausible data (times or trade ids far outside the
-socket's plausible window: one bad frame must not freeze a feed; see ``_on_frame``), feeds
-the ``BarBuilder`` (the provisional newest column),
-keeps the last mark price and open interest, reports gaps, and fetches closed model steps over
-REST after every step boundary and every gap, so a disconnected run ends exactly like an
-uninterrupted one. A venue module (``binance``, ``bybit``, ``okx``) subclasses it with its
-URLs, subscriptions, keep-alive and frame parser. Nothing here raises into a running app.
+``LiveFeed`` keeps the venue's sockets open (capped backoff with jitter, a stale watchdog fed
+by accepted data only, a proactive rotation before a connection's age limit), turns every
+failure into a ``FeedStatus``, drops duplicates and implausible data (times or trade ids far
+outside the socket's plausible window, so that one bad frame cannot freeze a feed: see
+``_on_frame``), feeds the ``BarBuilder`` (the provisional newest column), keeps the last mark
+price and open interest, reports gaps, and fetches closed model steps over REST after every
+step boundary and every gap, so a disconnected run ends exactly like an uninterrupted one. A
+venue module (``binance``, ``bybit``, ``okx``) subclasses it with its URLs, subscriptions,
+keep-alive and frame parser. Nothing here raises into a running app.
 """
 
 from __future__ import annotations
