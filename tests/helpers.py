@@ -252,6 +252,19 @@ async def a_silent_socket_goes_stale_and_is_replaced(sim, feed):
         assert "no data for 0.6 s" in f.statuses[i].reason
 
 
+async def a_garbage_socket_goes_stale_and_is_replaced(sim, feed):
+    """With every data frame malformed, the socket is not "alive" (only accepted data is): the
+    feed says STALE after its 0.6 s stale timeout, replaces it, and is LIVE once data is good."""
+    async with feed(sim, ("BTCUSDT",), stale_timeout_s=0.6) as f:
+        await until(lambda: f.state is FeedState.LIVE, what="LIVE")
+        sim.faults.malformed_rate = 1.0
+        await until(lambda: FeedState.STALE in f.states() and f.live.counters["reconnects"] >= 1,
+                    what="STALE and replaced")
+        assert f.live.counters["malformed"] > 0
+        sim.faults.malformed_rate = 0.0
+        await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
+
+
 async def damaged_frames_are_counted_and_survived(sim, feed):
     """Malformed, truncated and extra-field frames are counted while good ones still flow,
     without a reconnect or a callback error; returns the BTCUSDT trades that got through."""

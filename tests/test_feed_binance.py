@@ -31,10 +31,11 @@ from liqtui.feeds.events import Bar, FeedState, Liquidation, MarkPrice, OpenInte
 from liqtui.feeds.ratelimit import Blocked, WeightLimiter
 from liqtui.feeds.settings import FeedSettings
 
-from helpers import (DAY, MIN, SCALE, STEP, Feed, a_silent_socket_goes_stale_and_is_replaced,
+from helpers import (DAY, MIN, SCALE, STEP, Feed, a_garbage_socket_goes_stale_and_is_replaced,
+                     a_silent_socket_goes_stale_and_is_replaced,
                      assert_equals_an_uninterrupted_run, closed_end,
                      damaged_frames_are_counted_and_survived, liquidating_at_the_mark,
-                     retries_5xx_and_times_out, steps_through_an_outage, until)
+                     retries_5xx_and_times_out, Scripted, steps_through_an_outage, until)
 from helpers import fast as fast_timers
 
 
@@ -132,6 +133,19 @@ def test_bar_builder_from_trades_and_closed_klines():
     assert b.forming("X").time == t0 + STEP and b.forming("X").open == 120.0
     b.trade("binance", "X", t0 + 3, 1.0, 1.0, True)            # late: ignored, counted
     assert b.late == 1 and b.minute("X").close == 120.0
+
+
+def test_bar_builder_restarts_on_data_far_behind_only_when_asked():
+    """With ``reset_ms`` (the live feed's), data that far behind the current minute starts
+    the symbol again (its current minute came from a bad frame); without, it is late."""
+    t0 = 1_700_000_100_000 // STEP * STEP
+    for reset, want in ((3_600_000, t0), (None, 4_102_444_800_000)):
+        b = BarBuilder(STEP, reset_ms=reset)
+        b.trade("binance", "X", 4_102_444_800_000, 1.0, 1.0, True)   # 2100-01-01
+        b.trade("binance", "X", t0 + 1_000, 100.0, 1.0, True)
+        b.trade("binance", "X", t0 + 1_000 - 2 * MIN, 100.0, 1.0, True)  # late, not a restart
+        assert b.forming("X").time == want and b.late == (1 if reset else 2)
+        assert b.resets == (1 if reset else 0)
 
 
 def test_bar_builder_keeps_the_trades_taker_share_when_candles_have_none():
@@ -394,6 +408,129 @@ async def test_a_silent_socket_is_stale_and_replaced(sim):
 async def test_malformed_truncated_and_extra_fields_are_counted_and_survived(sim):
     for t in await damaged_frames_are_counted_and_survived(sim, feed):
         assert t.price > 0 and t.qty >= 0 and t.symbol == "BTCUSDT"
+
+
+# ---------------------------------------------------------------- a hostile venue (issue 12)
+
+Y2100 = 4_102_444_800_000  # 2100-01-01 UTC
+
+
+def injecting(market):
+    """``market`` plus the events a test puts in ``inject`` (sent once, at the next second)."""
+    inject = []
+
+    def each_second(second):
+        out = [(e[0], e[1], second, *e[3:]) if e[2] is None else e for e in inject]
+        inject.clear()
+        return out
+
+    return Scripted(market, each_second), inject
+
+
+async def test_one_frame_from_the_year_2100_is_rejected_and_the_feed_moves_on(exchange, market):
+    """A trade and a mark stamped 2100-01-01 are counted as implausible and applied nowhere:
+    later marks and trades still move the price, and the state stays honestly LIVE."""
+    scripted, inject = injecting(market)
+    sim = await exchange(scripted, coinm_share=1.0)
+    async with feed(sim, ("BTCUSDT",)) as f:
+        await until(lambda: f.state is FeedState.LIVE and "BTCUSDT" in f.live.last_mark,
+                    what="LIVE with a mark")
+        mark = market.mark_price("BTCUSDT")[0]
+        inject += [("trade", "BTCUSDT", Y2100, 1, mark, 1.0, True),
+                   ("mark", "BTCUSDT", Y2100, mark * 1.5, mark * 1.5)]
+        await until(lambda: not inject, what="the 2100 frames sent")
+        t0 = market.now_ms()
+        n = len(f.of(Trade))
+        await until(lambda: t0 + 3000 < f.live.last_mark["BTCUSDT"].time < Y2100
+                    and len(f.of(Trade)) > n + 20, what="later marks and trades accepted")
+        assert f.live.counters["implausible"] >= 2
+        assert all(e.time < Y2100 for e in f.events if hasattr(e, "time"))
+        assert f.live.bars.forming("BTCUSDT").time < Y2100
+        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
+
+
+async def test_a_trade_id_of_2_to_the_62_is_rejected_and_later_ids_accepted(exchange, market):
+    scripted, inject = injecting(market)
+    sim = await exchange(scripted, coinm_share=1.0)
+    async with feed(sim, ("BTCUSDT",)) as f:
+        await until(lambda: f.state is FeedState.LIVE and len(f.of(Trade)) > 5, what="trades")
+        inject.append(("trade", "BTCUSDT", None, 2**62, market.mark_price("BTCUSDT")[0], 1.0,
+                       True))
+        await until(lambda: not inject, what="the 2**62 trade sent")
+        n = len(f.of(Trade))
+        await until(lambda: len(f.of(Trade)) > n + 20, what="later trades accepted")
+        assert f.live.counters["implausible"] >= 1
+        ids = [t.trade_id for t in f.of(Trade)]
+        assert 2**62 not in ids and ids == sorted(set(ids))
+        assert f.states() == [FeedState.CONNECTING, FeedState.LIVE]
+
+
+async def test_a_socket_sending_only_garbage_goes_stale_and_is_replaced(sim):
+    await a_garbage_socket_goes_stale_and_is_replaced(sim, feed)
+
+
+class RestartingIds(Scripted):
+    """The market with every trade id raised by ``shift``; setting it to 0 restarts the ids
+    far lower, as a venue that renumbered its trades would."""
+    shift = 2 * 10**9
+
+    def advance(self):
+        return [(e[0], e[1], e[2], e[3] + self.shift, *e[4:]) if e[0] == "trade" else e
+                for e in super().advance()]
+
+
+async def test_after_a_reconnect_an_id_sequence_restarting_lower_is_accepted(exchange, market):
+    """Ids far below the last are implausible on the same socket (marks keep it alive), and a
+    new sequence once the socket is replaced: trades flow again."""
+    sx = RestartingIds(market, lambda second: [])
+    sim = await exchange(sx, coinm_share=1.0)
+    async with feed(sim, ("BTCUSDT",)) as f:
+        await until(lambda: f.state is FeedState.LIVE and len(f.of(Trade)) > 5, what="trades")
+        first = f.of(Trade)[0].trade_id
+        sx.shift = 0
+        await until(lambda: f.live.counters.get("implausible", 0) > 0
+                    or f.live.counters["duplicates"] > 0, what="the lower ids refused")
+        sim.faults.drop_every_s = 0.2
+        await until(lambda: f.live.counters["reconnects"] >= 1, what="a reconnect")
+        sim.faults.drop_every_s = None
+        await until(lambda: f.of(Trade)[-1].trade_id < first - 10**9,
+                    what="the restarted ids accepted")
+        assert f.live.counters["implausible"] > 0
+
+
+def test_after_a_reconnect_the_id_and_time_windows_start_afresh():
+    """On one socket an id far below the last, or a time far behind it, is implausible; on a
+    new socket it is a new sequence (the old one was a bad first frame, or the venue
+    restarted its ids), accepted; a replay just below the last id stays a duplicate."""
+    from liqtui.feeds.live import Conn
+
+    events = []
+    live = BinanceLive("ws://127.0.0.1:1", ["BTCUSDT"], on_event=events.append)
+    c = Conn(0, (), ("BTCUSDT",), "")
+
+    def trade(tid, t):
+        live._on_frame(c, [Trade("binance", "BTCUSDT", t, tid, 100.0, 1.0, True)])
+
+    def mark(t):
+        live._on_frame(c, [MarkPrice("binance", "BTCUSDT", t, 100.0)])
+
+    live._fresh_socket(c)
+    trade(2**62, Y2100)              # a bad first frame sets the window
+    mark(Y2100)
+    trade(5, 1_700_000_000_000)      # then real data: implausible on this socket
+    mark(1_700_000_000_000)
+    assert live.counters["implausible"] == 2 and len(events) == 2
+    live._fresh_socket(c)            # the socket went stale and was replaced
+    trade(5, 1_700_000_000_000)
+    mark(1_700_000_000_000)
+    trade(6, 1_700_000_000_100)
+    trade(6, 1_700_000_000_100)      # a replay
+    trade(4, 1_700_000_000_200)      # an overlap's old id
+    assert [e.time for e in events[2:]] == [1_700_000_000_000] * 2 + [1_700_000_000_100]
+    assert live.last_mark["BTCUSDT"].time == 1_700_000_000_000
+    assert live.counters["duplicates"] == 2 and live.counters["implausible"] == 2
+    # the bar builder leaves the bad timeline too (else every later trade would be "late")
+    assert live.bars.forming("BTCUSDT").time < Y2100 and live.bars.resets == 1
 
 
 async def test_proactive_rotation_overlaps_and_drops_duplicates(sim):

@@ -21,6 +21,7 @@ from liqtui.sim.server import SimExchange
 from liqtui.sim.venues import SHAPES
 
 from helpers import (DAY, MIN, SCALE, STEP, Feed, Scripted,
+                     a_garbage_socket_goes_stale_and_is_replaced,
                      a_silent_socket_goes_stale_and_is_replaced,
                      assert_equals_an_uninterrupted_run, closed_end,
                      damaged_frames_are_counted_and_survived, fast, retries_5xx_and_times_out,
@@ -276,6 +277,10 @@ async def test_pings_keep_the_socket_and_without_them_the_venue_hangs_up(sim):
         await until(lambda: f.live.counters["reconnects"] >= 1, what="the idle cut")
         await until(lambda: f.states()[-1] is FeedState.LIVE, what="LIVE again")
     assert sim.protocol("bybit").counters["idle_cuts"] >= 1
+
+
+async def test_a_socket_sending_only_garbage_goes_stale_and_is_replaced(sim):
+    await a_garbage_socket_goes_stale_and_is_replaced(sim, feed)
 
 
 async def test_malformed_truncated_and_extra_fields_are_counted_and_survived(sim):

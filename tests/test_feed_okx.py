@@ -33,7 +33,8 @@ from liqtui.sim.server import SimExchange
 from liqtui.sim.wire import fmt
 from liqtui.sim.venues import VenueMarket
 
-from helpers import (DAY, MIN, SCALE, STEP, Feed, assert_equals_an_uninterrupted_run,
+from helpers import (DAY, MIN, SCALE, STEP, Feed, a_garbage_socket_goes_stale_and_is_replaced,
+                     assert_equals_an_uninterrupted_run,
                      closed_end, damaged_frames_are_counted_and_survived, fast,
                      liquidating_at_the_mark, okx_protocol, steps_through_an_outage, until)
 
@@ -316,6 +317,10 @@ async def test_a_missing_pong_replaces_the_socket(sim):
     assert FeedState.STALE not in f.states()          # the data watchdog did not fire first
 
 
+async def test_a_socket_sending_only_garbage_goes_stale_and_is_replaced(sim):
+    await a_garbage_socket_goes_stale_and_is_replaced(sim, feed)
+
+
 async def test_malformed_and_truncated_frames_are_counted_and_survived(sim):
     for t in await damaged_frames_are_counted_and_survived(sim, feed):
         assert t.price > 0 and t.qty > 0 and t.symbol == "BTCUSDT"
@@ -380,6 +385,8 @@ def test_a_late_liquidation_is_accepted_once():
         (1_700_000_600_000, 0.02, "short"), (1_700_000_100_000, 0.02, "short"),
         (1_700_000_100_000, 0.03, "short")]
     assert live.counters["duplicates"] == 1 and live.counters["foreign"] == 1
+    push(1_700_000_600_000 - 2 * 3_600_000)   # two hours late: outside the plausible window
+    assert len(events) == 3 and live.counters["implausible"] == 1
 
 
 def test_bad_symbols_and_urls_are_refused_clearly():

@@ -35,12 +35,27 @@ class _Sym:
 
 
 class BarBuilder:
-    def __init__(self, step_ms: int = 300_000):
+    def __init__(self, step_ms: int = 300_000, reset_ms: int | None = None):
+        """``reset_ms``: data this far behind a symbol's current minute is not late but a new
+        timeline (the current one came from a bad frame a new socket accepted first): the
+        symbol starts again from it, counted in ``resets``. None: never (replays)."""
         if step_ms % MINUTE_MS:
             raise ValueError(f"step_ms must be a whole number of minutes, got {step_ms}")
         self.step_ms = step_ms
+        self.reset_ms = reset_ms
         self.late = 0  # trades or klines older than the current minute/step (ignored)
+        self.resets = 0
         self._s: dict[str, _Sym] = {}
+
+    def _restart(self, s: _Sym, t: int) -> bool:
+        """Whether ``t``, behind the current minute, starts a new timeline (then ``s`` is
+        emptied for it); else it is late, counted."""
+        if self.reset_ms is not None and t < s.minute - self.reset_ms:
+            s.minute, s.cur, s.step, s.minutes = -1, None, -1, {}
+            self.resets += 1
+            return True
+        self.late += 1
+        return False
 
     def _roll(self, s: _Sym, minute: int) -> None:
         step = minute - minute % self.step_ms
@@ -56,8 +71,7 @@ class BarBuilder:
             s = self._s[symbol] = _Sym(venue)
         minute = t - t % MINUTE_MS
         if minute != s.minute:
-            if minute < s.minute:
-                self.late += 1
+            if minute < s.minute and not self._restart(s, minute):
                 return
             self._roll(s, minute)
             s.cur = s.minutes.get(minute)
@@ -83,8 +97,7 @@ class BarBuilder:
         if s is None:
             s = self._s[bar.symbol] = _Sym(bar.venue)
         step = bar.time - bar.time % self.step_ms
-        if step < s.step:
-            self.late += 1
+        if step < s.step and not self._restart(s, bar.time):
             return
         if step > s.step:
             self._roll(s, bar.time)

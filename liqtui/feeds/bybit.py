@@ -455,14 +455,15 @@ class BybitLive(LiveFeed):
                               f"{r.msg or 'no reason given'}")
             self._update_state()
 
-    def _new_trade(self, ev) -> bool:
-        """Trade ids are UUIDs (no order): remember the most recent ones."""
+    def _new_trade(self, ev, c) -> str | None:
+        """Trade ids are UUIDs (no order, so no id is implausible; times are checked in
+        ``LiveFeed._on_frame``): remember the most recent ones."""
         tid = ev.trade_id
         ids = self._ids
         if tid in ids or tid in self._old_ids:
-            return False
+            return "duplicates"
         ids.add(tid)
         if len(ids) >= RECENT_TRADE_IDS:
             self._old_ids, self._ids = ids, set()
-        return True
+        return None
 

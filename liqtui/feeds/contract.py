@@ -163,7 +163,8 @@ class VenueLive(ABC):
         which its streams do not carry). Default: none."""
         return []
 
-    def _new_trade(self, ev) -> bool:
-        """*Venue.* False for a trade already seen (default in ``LiveFeed``: ids increase
-        per symbol; a venue with unordered ids remembers them)."""
-        return True
+    def _new_trade(self, ev, c) -> str | None:
+        """*Venue.* None for a new trade on connection ``c``, else the counter it goes to
+        (``duplicates``, ``implausible``). Default in ``LiveFeed``: ids increase per symbol,
+        by at most ``TRADE_ID_JUMP`` on one socket; a venue with unordered ids remembers them."""
+        return None

@@ -1,12 +1,14 @@
 """The venue-neutral live feed: WebSockets, states, dedupe, gaps and closed steps.
 
-``LiveFeed`` keeps the venue's sockets open (capped backoff with jitter, a data-only stale
-watchdog, a proactive rotation before a connection's age limit), turns every failure into a
-``FeedStatus``, drops duplicates, feeds the ``BarBuilder`` (the provisional newest column),
-keeps the last mark price and open interest, reports gaps, and fetches closed model steps over
-REST after every step boundary and every gap, so a disconnected run ends exactly like an
-uninterrupted one. A venue module (``binance``, ``bybit``, ``okx``) subclasses it with its
-URLs, subscriptions, keep-alive and frame parser. Nothing here raises into a running app.
+``LiveFeed`` keeps the venue's sockets open (capped backoff with jitter, a stale watchdog fed
+by accepted data only, a proactive rotation before a connection's age limit), turns every
+failure into a ``FeedStatus``, drops duplicates and implausible data (times or trade ids far
+outside the socket's plausible window, so that one bad frame cannot freeze a feed: see
+``_on_frame``), feeds the ``BarBuilder`` (the provisional newest column), keeps the last mark
+price and open interest, reports gaps, and fetches closed model steps over REST after every
+step boundary and every gap, so a disconnected run ends exactly like an uninterrupted one. A
+venue module (``binance``, ``bybit``, ``okx``) subclasses it with its URLs, subscriptions,
+keep-alive and frame parser. Nothing here raises into a running app.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Conn:
 
     __slots__ = ("cid", "streams", "symbols", "url", "ws", "state", "data_frames",
                  "last_ms", "why", "stale", "successor", "opened", "had_data",
-                 "gap_from", "gap_why", "subscribed")
+                 "gap_from", "gap_why", "subscribed", "epoch", "ref_ms", "ref_at")
 
     def __init__(self, cid, streams, symbols, url):
         self.cid, self.streams, self.symbols, self.url = cid, streams, symbols, url
@@ -79,6 +81,9 @@ class Conn:
         self.gap_from = None    # last data time before a break, until the next data arrives
         self.gap_why = ""
         self.subscribed = False  # the successor socket was subscribed during the rotation
+        self.epoch = 0          # which socket this is (a new number for every socket opened)
+        self.ref_ms = None      # newest exchange time accepted on the current socket, and
+        self.ref_at = 0.0       # when (monotonic): the plausible window is measured from it
 
 
 class LiveFeed(VenueLive):
@@ -109,7 +114,8 @@ class LiveFeed(VenueLive):
         self.on_gap = on_gap
         self.on_steps = on_steps
         self.step_ms = step_ms
-        self.bars = bars if bars is not None else BarBuilder(step_ms)
+        self.bars = bars if bars is not None else BarBuilder(
+            step_ms, reset_ms=int(self.settings.max_age_s * 1000))
         self._session = session
         self._own_session = session is None
         self.rest = rest
@@ -119,14 +125,18 @@ class LiveFeed(VenueLive):
         self.counters.update(dict.fromkeys(
             ("duplicates", "foreign", "late", "reconnects", "stale", "rotations", "gaps",
              "oi_polls", "oi_errors", "step_fetches", "step_errors", "callback_errors",
-             "errors"), 0))
+             "errors", "implausible"), 0))
+        s = self.settings
+        self._future_ms = int(s.max_future_s * 1000)
+        self._age_ms = int(s.max_age_s * 1000)
+        self._epochs = 0
         self.state: FeedState | None = None
         self.banned_until: int | None = None
         self.gaps: list[Gap] = []
         self.market_symbols: set[str] = set(self.symbols)  # the venue's symbol set once known
         self.last_mark: dict[str, MarkPrice] = {}
         self.last_oi: dict[str, OpenInterest] = {}
-        self._last_trade: dict[str, int] = {}
+        self._last_trade: dict[str, tuple[int, int]] = {}  # symbol → (id, socket epoch)
         self._last_kline: dict[str, tuple[int, bool]] = {}
         self._recent_liq: dict[tuple, None] = {}
         self._conns: list[Conn] = []
@@ -141,12 +151,28 @@ class LiveFeed(VenueLive):
     # _plan and _parse are the venue's (abstract); _subscribe, _keepalive and _extra_pollers
     # default to nothing in contract.VenueLive
 
-    def _new_trade(self, ev: Trade) -> bool:
-        """False for a trade already seen (ids increase per symbol at Binance and OKX)."""
-        if ev.trade_id <= self._last_trade.get(ev.symbol, -1):
-            return False
-        self._last_trade[ev.symbol] = ev.trade_id
-        return True
+    # the largest step between two trade ids of a symbol on one socket (ids increase per
+    # symbol at Binance (aggTrade) and OKX, by one per trade; ten million is days of trading)
+    TRADE_ID_JUMP = 10_000_000
+
+    def _new_trade(self, ev: Trade, c: Conn) -> str | None:
+        """None for a new trade, else the counter it goes to: ``duplicates`` (seen already)
+        or ``implausible`` (an id jumping more than ``TRADE_ID_JUMP`` from the last one
+        accepted on the same socket). On a new socket the id sequence may have moved on or
+        restarted: an id far below the last is then a new sequence, not a replay."""
+        tid = ev.trade_id
+        last = self._last_trade.get(ev.symbol)
+        if last is not None:
+            last_id, epoch = last
+            if tid <= last_id:
+                if last_id - tid <= self.TRADE_ID_JUMP:
+                    return "duplicates"
+                if epoch == c.epoch:
+                    return "implausible"
+            elif tid - last_id > self.TRADE_ID_JUMP and epoch == c.epoch:
+                return "implausible"
+        self._last_trade[ev.symbol] = (tid, c.epoch)
+        return None
 
     # ---------------------------------------------------------------- state
 
@@ -246,6 +272,7 @@ class LiveFeed(VenueLive):
         if own:
             self._session = aiohttp.ClientSession(trust_env=True)
         c = Conn(-1, (), tuple(self.symbols), url)
+        self._fresh_socket(c)
         try:
             ws = await self._open(c)
             try:
@@ -330,6 +357,7 @@ class LiveFeed(VenueLive):
                 await _close_quietly(ws)
                 break
             c.ws, c.why, c.stale, c.had_data, c.opened = ws, "", False, False, time.monotonic()
+            self._fresh_socket(c)
             watchdog = self._spawn(self._watch(c, ws))
             keepalive = self._spawn(self._keepalive(c, ws))
             try:
@@ -374,6 +402,11 @@ class LiveFeed(VenueLive):
             else:  # CLOSE / CLOSING / CLOSED / ERROR (pings are answered by aiohttp)
                 return
 
+    def _fresh_socket(self, c: Conn) -> None:
+        """A new socket starts a new plausible window: its first accepted time sets it."""
+        self._epochs += 1
+        c.epoch, c.ref_ms = self._epochs, None
+
     def _first_data(self, c: Conn) -> None:
         self._set_conn(c, FeedState.LIVE, "receiving data")
 
@@ -392,30 +425,41 @@ class LiveFeed(VenueLive):
                 self.counters["callback_errors"] += 1
 
     def _on_frame(self, c: Conn, events: list) -> bool:
-        """Apply one frame's events; True if the frame carried market data."""
+        """Apply one frame's events; True if the frame carried accepted market data (only that
+        keeps the socket from going stale: malformed, duplicate and implausible frames do not).
+
+        The plausible window, one rule for every venue and event type: once the socket has
+        accepted data, an event stamped more than ``max_future_s`` past the newest time it
+        accepted (moved on by the wall time since) and past the local clock, or more than
+        ``max_age_s`` before it, is dropped and counted as ``implausible``. The first event on
+        a socket sets the window (a simulated clock may run fast; a bad first frame makes the
+        rest implausible, the socket goes stale and the next socket starts afresh)."""
         if not events:
-            # malformed or unknown frames still show the socket is delivering (not silent)
-            c.data_frames += 1
-            return False
+            return False  # malformed or unknown frames are not data
         data = False
+        ref = c.ref_ms
         for ev in events:
             cls = ev.__class__
+            if cls is Reply:
+                continue
+            t = ev.time
+            if ref is not None and (t < ref - self._age_ms or (
+                    t > ref + self._future_ms and not self._plausible_ahead(c, t))):
+                self.counters["implausible"] += 1
+                continue
             if cls is Trade:
-                if not self._new_trade(ev):
-                    self.counters["duplicates"] += 1  # replayed after a reconnect or overlap
-                    data = True
+                drop = self._new_trade(ev, c)
+                if drop is not None:
+                    self.counters[drop] += 1  # duplicates: replayed after a reconnect or overlap
                     continue
                 self.bars.trade(ev.venue, ev.symbol, ev.time, ev.price, ev.qty, ev.taker_buy)
                 c.last_ms = ev.time  # gaps are measured on trade and mark times (a kline's
                 if c.gap_from is not None:  # time is its bar's open, up to a minute earlier)
                     self._report_gap(c, ev.time)
-            elif cls is Reply:
-                continue
             elif cls is MarkPrice:
                 old = self.last_mark.get(ev.symbol)
-                if old is not None and ev.time <= old.time:
-                    self.counters["duplicates"] += 1
-                    data = True
+                if old is not None and old.time - self._age_ms <= ev.time <= old.time:
+                    self.counters["duplicates"] += 1  # (far older: a new socket's new window)
                     continue
                 self.last_mark[ev.symbol] = ev
                 c.last_ms = ev.time
@@ -428,33 +472,34 @@ class LiveFeed(VenueLive):
             elif cls is Bar:
                 key = (ev.time, ev.closed)
                 last = self._last_kline.get(ev.symbol)
-                if last is not None and (key < last or (last[1] and ev.time == last[0])):
+                if last is not None and last[0] - self._age_ms <= ev.time and (
+                        key < last or (last[1] and ev.time == last[0])):
                     self.counters["duplicates"] += 1
-                    data = True
                     continue
                 self._last_kline[ev.symbol] = key
                 self.bars.kline(ev)
             elif cls is OpenInterest:  # pushed by Bybit and OKX (Binance's is polled)
                 old = self.last_oi.get(ev.symbol)
-                if old is not None and ev.time <= old.time:
+                if old is not None and old.time - self._age_ms <= ev.time <= old.time:
                     self.counters["duplicates"] += 1
-                    data = True
                     continue
                 self.last_oi[ev.symbol] = ev
             elif cls is Liquidation:
-                if ev.symbol not in self.market_symbols:  # COIN-M on the all-market stream
-                    self.counters["foreign"] += 1
+                if ev.symbol not in self.market_symbols:  # COIN-M on the all-market stream:
+                    self.counters["foreign"] += 1         # real data, the socket is alive
                     data = True
                     continue
                 k = (ev.symbol, ev.time, ev.side, ev.price, ev.qty)
                 if k in self._recent_liq:  # no ids: dedupe on the whole order (overlap)
                     self.counters["duplicates"] += 1
-                    data = True
                     continue
                 self._recent_liq[k] = None
                 if len(self._recent_liq) > 512:
                     del self._recent_liq[next(iter(self._recent_liq))]
             data = True
+            if ref is None or t > ref:
+                ref = c.ref_ms = t
+                c.ref_at = time.monotonic()
             if self.on_event is not None:
                 try:
                     self.on_event(ev)
@@ -463,6 +508,13 @@ class LiveFeed(VenueLive):
         if data:
             c.data_frames += 1
         return data
+
+    def _plausible_ahead(self, c: Conn, t: int) -> bool:
+        """Whether ``t``, more than ``max_future_s`` past the newest time accepted on ``c``,
+        is still within it of that time moved on by the wall time since, or of the local
+        clock (the slow path: only for times well ahead)."""
+        moved = c.ref_ms + (time.monotonic() - c.ref_at) * 1000.0
+        return t <= max(moved, now_ms()) + self._future_ms
 
     async def _watch(self, c: Conn, ws) -> None:
         """Stale detection (data frames only: pings and replies do not count) and the

@@ -20,6 +20,10 @@ class FeedSettings:
     connect_timeout_s: float = 10.0        # WebSocket handshake
     close_timeout_s: float = 2.0           # wait for the peer's close frame, then just drop
     max_streams_per_connection: int = 200  # the Binance limit we keep to (venue allows 1024)
+    max_future_s: float = 300.0            # an event stamped this far past the newest one the
+                                           # socket accepted (and the local clock): implausible
+    max_age_s: float = 3600.0              # ... or this far before it (OKX liquidations come
+                                           # minutes late): dropped and counted, never applied
     # REST
     oi_poll_s: float = 5.0                 # open-interest poll period (wall seconds)
     step_settle_s: float = 1.0             # after a step closes, wait before asking REST for it
