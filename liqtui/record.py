@@ -103,13 +103,15 @@ class Recorder:
             done, pending = await asyncio.wait(tasks, timeout=10)
             for x in pending:
                 x.cancel()
+            failed = False
             for v, res in zip(self.captures, await asyncio.gather(*tasks,
                                                                   return_exceptions=True)):
-                if isinstance(res, Exception):  # a bug of ours: say so, keep what was captured
+                if isinstance(res, Exception):  # a damaged store, or a bug of ours: say so
+                    failed = True
                     self.say(f"{v}: recording failed: {type(res).__name__}: {res}")
             flushed = await asyncio.to_thread(self.store.flush)
         self.say(self.report(flushed))
-        return 0
+        return 1 if failed else 0
 
     def report(self, flushed: bool) -> str:
         rows = [("venue", "symbol", "steps", "open interest", "marks", "liquidations")]

@@ -21,6 +21,10 @@ The file is checked before anything is written: a file that is not SQLite, an SQ
 another application (``application_id``), a store of a newer schema (``user_version``) or a
 damaged one raises ``StoreError`` naming the path, and is left byte for byte as it was.
 Older schemas are migrated in one transaction.
+Only damage is called damage: a store this user cannot write, or a full disk, is said as such,
+and read-only opens read a write-protected store (immutable when its directory does not allow
+the -shm file a WAL reader needs). Rows are checked on the way in and skipped on the way out
+(``rejected``, ``skipped``): see MIN_TIME below for what is stored.
 
 A store records what it holds (``meta`` row ``kind``): ``real`` captures or ``simulated`` data
 (``record --demo``), set when it is first opened for writing; a store made before the row
@@ -51,6 +55,19 @@ from .units import DAY as DAY_MS, MINUTE as MINUTE_MS, STEP_MS  # noqa: E402
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BACKLOG = 2_000_000  # rows kept in memory while writes fail (then the oldest are dropped)
 _VALUE_KEYS = STEP_KEYS[1:]
+
+# What is stored (checked on the way in, and again on the way out for rows an older version
+# wrote): a time in [2009-01-01, now + 1 day]; prices (open, high, low, close, mark,
+# liquidation) finite and in (0, MAX_PRICE], an index price in [0, MAX_PRICE]; volumes, open
+# interest, quantities and notionals finite and in [0, MAX_AMOUNT]. NaN means "unknown" and is
+# kept except in open/high/low/close and a liquidation's price and quantity. A bar whose
+# high/low do not bracket its open/close is kept: venues and dumps deliver such bars and the
+# model repairs them.
+MIN_TIME = 1_230_768_000_000  # 2009-01-01
+MAX_PRICE = 1e12
+MAX_AMOUNT = 1e18
+_PRICE_KEYS = ("open", "high", "low", "close")
+_MARK_KEYS = ("mark_high", "mark_low")  # prices, but may be unknown; the rest are amounts
 
 # Migration n brings a store from schema n-1 to n; a new store runs them all.
 MIGRATIONS = {
@@ -120,11 +137,86 @@ def _tables(conn: sqlite3.Connection) -> set:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
+def _max_time() -> int:
+    return int(time.time() * 1000) + DAY_MS
+
+
+def _valid_steps(time_: np.ndarray, cols: dict) -> np.ndarray:
+    """The mask of rows fit to store (or to read back): see MIN_TIME above."""
+    with np.errstate(invalid="ignore"):
+        ok = (time_ >= MIN_TIME) & (time_ <= _max_time())
+        for k, v in cols.items():
+            if k in _PRICE_KEYS:
+                ok &= (v > 0) & (v <= MAX_PRICE)  # NaN fails both
+            elif k in _MARK_KEYS:
+                ok &= np.isnan(v) | ((v > 0) & (v <= MAX_PRICE))
+            else:
+                ok &= np.isnan(v) | ((v >= 0) & (v <= MAX_AMOUNT))
+    return ok
+
+
+def _fine(x, lo_open: bool, top: float, unknown_ok: bool = False) -> bool:
+    """A finite number in (0, top] (``lo_open``) or [0, top]; NaN/None if ``unknown_ok``."""
+    if x is None or x != x:
+        return unknown_ok
+    try:
+        return (0 < x if lo_open else 0 <= x) and x <= top
+    except TypeError:
+        return False
+
+
+def _valid_event(ev) -> bool:
+    try:
+        if not MIN_TIME <= ev.time <= _max_time():  # NaN fails too
+            return False
+    except TypeError:
+        return False
+    cls = ev.__class__
+    if cls is MarkPrice:
+        return _fine(ev.price, True, MAX_PRICE) and _fine(ev.index_price, False, MAX_PRICE, True)
+    if cls is Liquidation:
+        return (_fine(ev.price, True, MAX_PRICE) and _fine(ev.qty, True, MAX_AMOUNT)
+                and _fine(ev.notional, False, MAX_AMOUNT, True))
+    return _fine(ev.base, False, MAX_AMOUNT)  # OpenInterest
+
+
 def _connect(path: Path, mode: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, isolation_level=None,
+    """``mode``: ro, rw, rwc, or immutable (read-only without locks, for a store in a
+    directory this user cannot write: SQLite then cannot make the -shm a WAL reader needs)."""
+    q = "immutable=1" if mode == "immutable" else f"mode={mode}"
+    conn = sqlite3.connect(f"file:{path}?{q}", uri=True, isolation_level=None,
                            check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
+
+
+def _connect_ro(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """A read-only connection, and whether it is immutable: a store whose directory (or -shm)
+    this user cannot write is read as immutable, since a WAL reader must create or write the
+    -shm file. Such a store has no writer (none could open it either)."""
+    conn = _connect(path, "ro")
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn, False
+    except sqlite3.OperationalError as e:
+        if not _name(e).startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+            conn.close()
+            raise
+        conn.close()
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size:  # immutable would not see what the -wal holds
+        raise StoreError(f"store {path}: cannot be read: its newest writes are in {wal}, which "
+                         f"SQLite reads only with write access to {path.parent} (to make the "
+                         "-shm file); the store is not damaged and was left as it is. Let this "
+                         "user write the directory once, or copy the store with its -wal "
+                         "elsewhere.")
+    conn = _connect(path, "immutable")
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn, True
+
+
+def _name(e: sqlite3.Error) -> str:
+    return getattr(e, "sqlite_errorname", "") or ""
 
 
 def check(path: Path, *, create: bool) -> int:
@@ -165,7 +257,7 @@ def check(path: Path, *, create: bool) -> int:
 def _identity(path: Path) -> tuple[int, int, int]:
     """(application_id, user_version, number of schema objects), read-only."""
     try:
-        conn = _connect(path, "ro")
+        conn, _ = _connect_ro(path)
         try:
             return (conn.execute("PRAGMA application_id").fetchone()[0],
                     conn.execute("PRAGMA user_version").fetchone()[0],
@@ -177,8 +269,42 @@ def _identity(path: Path) -> tuple[int, int, int]:
 
 
 def _damaged(path, e) -> StoreError:
+    """What an SQLite failure means for the user: only corruption is called damage (and only
+    then is moving the store away the advice); permissions, a full disk, I/O errors and a
+    store kept busy by another process are said as such."""
+    name = _name(e) if isinstance(e, sqlite3.Error) else ""
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return _not_writable(path, e)
+    if name.startswith("SQLITE_FULL"):
+        return StoreError(f"store {path}: no space left on the device ({e}); the store is not "
+                          "damaged and was left as it is. Free some space and try again.")
+    if name.startswith("SQLITE_IOERR"):
+        return StoreError(f"store {path}: input/output error ({e}); left as it is. Check the "
+                          "disk (or free some space) and try again.")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StoreError(f"store {path}: locked by another process for too long ({e}); try "
+                          "again.")
     return StoreError(f"store {path}: damaged ({e}); left as it is. Move it away (or restore a "
                       "backup) and liqtui starts a new store.")
+
+
+def _not_writable(path, why) -> StoreError:
+    if not Path(path).exists():
+        return StoreError(f"store {path}: cannot be created: permission denied ({why}). Let "
+                          f"this user write {Path(path).parent} or choose another --data-dir.")
+    return StoreError(f"store {path}: cannot be written: permission denied ({why}); the store "
+                      "is not damaged and was left as it is. Fix the permissions of the file and "
+                      "its directory or choose another --data-dir (liqtui store info and levels "
+                      "--source store only read it, and can).")
+
+
+def _writable(path: Path) -> bool:
+    """Can this user write the store (its directory, the file and its -wal/-shm if present)?"""
+    import os
+
+    return all(os.access(p, os.W_OK) for p in (path.parent, path, Path(f"{path}-wal"),
+                                                 Path(f"{path}-shm"))
+               if p == path.parent or p.exists())
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION,
@@ -229,6 +355,9 @@ class Store:
         self.written = 0                # rows committed by the writer
         self.dropped = 0                # rows given up on (the backlog cap while failing)
         self.missing = False            # readonly, and there is no store yet
+        self.immutable = False          # readonly, read without locks (a write-protected store)
+        self.rejected = 0               # rows refused on the way in (not finite, implausible)
+        self.skipped = 0                # such rows found in the store (an older version's)
         self._lock = threading.Lock()   # the read connection, from any thread
         self._ids: dict[tuple[str, str], int] = {}
         self._q: queue.SimpleQueue = queue.SimpleQueue()
@@ -240,7 +369,7 @@ class Store:
                 self.missing = True
                 return
             try:
-                self._conn = _connect(self.path, "ro")
+                self._conn, self.immutable = _connect_ro(self.path)
                 self._tables = _tables(self._conn)
                 self._conn.execute("SELECT count(*) FROM series").fetchone()
                 self.kind = _held(self._conn, self._tables)
@@ -252,9 +381,11 @@ class Store:
         except OSError as e:
             raise StoreError(f"store {self.path}: cannot create its directory "
                              f"({e.strerror or e})") from None
+        if not _writable(self.path):
+            raise _not_writable(self.path, "not writable by this user")
         if check(self.path, create=True):  # read-only first: a refusal writes nothing at all
             try:
-                conn = _connect(self.path, "ro")
+                conn, _ = _connect_ro(self.path)
                 try:
                     held = _held(conn, _tables(conn), unmarked)
                 finally:
@@ -273,6 +404,8 @@ class Store:
             raise _damaged(self.path, e) from None
         except sqlite3.Error as e:
             raise StoreError(f"store {self.path}: {e}") from None
+        except OSError as e:  # sqlite3 raises its own errors; this is for the Python side
+            raise StoreError(f"store {self.path}: cannot open ({e.strerror or e})") from None
         self._writer = threading.Thread(target=self._write_loop, name="liqtui-store",
                                         daemon=True)
         self._writer.start()
@@ -287,18 +420,30 @@ class Store:
 
     def add_steps(self, venue: str, symbol: str, steps: Mapping[str, np.ndarray],
                   interval_ms: int = STEP_MS) -> int:
-        """Queue closed steps (missing keys are stored as unknown); returns how many."""
+        """Queue closed steps (missing keys are stored as unknown); returns how many. Rows that
+        are not fit to store (see MIN_TIME) are left out and counted in ``rejected``."""
         n = len(steps["time"])
         if n:
-            cols = [np.asarray(steps["time"], dtype=np.int64).tolist()]
-            cols += [np.asarray(steps[k], dtype=np.float64).tolist() if k in steps else [None] * n
-                     for k in _VALUE_KEYS]
-            self._q.put(("steps", venue, symbol, interval_ms, list(zip(*cols))))
+            t = np.asarray(steps["time"], dtype=np.int64)
+            vals = {k: np.asarray(steps[k], dtype=np.float64) for k in _VALUE_KEYS if k in steps}
+            ok = _valid_steps(t, vals)
+            if not ok.all():
+                self.rejected += int(n - ok.sum())
+                n = int(ok.sum())
+                t, vals = t[ok], {k: v[ok] for k, v in vals.items()}
+            if n:
+                cols = [t.tolist()]
+                cols += [vals[k].tolist() if k in vals else [None] * n for k in _VALUE_KEYS]
+                self._q.put(("steps", venue, symbol, interval_ms, list(zip(*cols))))
         return n
 
     def add_event(self, ev) -> bool:
-        """Queue an open-interest point, a mark price or a liquidation (others: False)."""
+        """Queue an open-interest point, a mark price or a liquidation (others, and those not fit
+        to store, counted in ``rejected``: False)."""
         cls = ev.__class__
+        if cls in (MarkPrice, Liquidation, OpenInterest) and not _valid_event(ev):
+            self.rejected += 1
+            return False
         if cls is MarkPrice:
             self._q.put(("mark", ev.venue, ev.symbol, ev.time, ev.price, ev.index_price))
         elif cls is Liquidation:
@@ -488,15 +633,20 @@ class Store:
             (sid, interval_ms, -(2**62) if start is None else start,
              2**62 if end is None else end))
         a = np.array(rows, dtype=np.float64).reshape(-1, len(STEP_KEYS))
+        ok = _valid_steps(a[:, 0], {k: a[:, i] for i, k in enumerate(_VALUE_KEYS, 1)})
+        if not ok.all():  # written by an older version, which stored them unchecked
+            self.skipped += int(len(ok) - ok.sum())
+            a = a[ok]
         out = {"time": a[:, 0].astype(np.int64)}
         out.update((k, np.ascontiguousarray(a[:, i])) for i, k in enumerate(_VALUE_KEYS, 1))
         return out
 
     def last_step(self, venue: str, symbol: str, interval_ms: int = STEP_MS) -> int | None:
-        """Open time of the newest stored step, or None."""
+        """Open time of the newest stored step (of a plausible time), or None."""
         sid = self._sid(venue, symbol)
         rows = [] if sid is None else self._query(
-            "SELECT max(time) FROM steps WHERE series = ? AND interval_ms = ?", (sid, interval_ms))
+            "SELECT max(time) FROM steps WHERE series = ? AND interval_ms = ? AND time >= ? AND "
+            "time <= ?", (sid, interval_ms, MIN_TIME, _max_time()))
         return rows[0][0] if rows else None
 
     def _columns(self, table: str, cols: tuple[str, ...], venue, symbol, start, end) -> dict:
@@ -505,6 +655,12 @@ class Store:
             f"SELECT {', '.join(cols)} FROM {table} WHERE series = ? AND time >= ? AND time < ? "
             "ORDER BY time", (sid, -(2**62) if start is None else start,
                               2**62 if end is None else end))
+        top = _max_time()
+        fit = [r for r in rows if MIN_TIME <= r[0] <= top and not any(
+            isinstance(x, float) and not (x != x or 0 <= x <= MAX_AMOUNT) for x in r[1:])]
+        if len(fit) < len(rows):  # written unchecked by an older version: NaN is unknown
+            self.skipped += len(rows) - len(fit)
+            rows = fit
         out = {}
         for i, c in enumerate(cols):
             vals = [r[i] for r in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .options import Exit, add_data_dir_args, open_store_readonly
+from .options import Exit, add_data_dir_args, error, open_store_readonly
 
 
 def add_parser(sub) -> None:
@@ -25,8 +25,13 @@ def cmd_store_info(args) -> int:
         store = open_store_readonly(args)
     except Exit as e:
         return e.status
+    from ..store import StoreError
+
     with store:
-        info = store.info()
+        try:
+            info = store.info()
+        except StoreError as e:  # damaged past its header: found only when read
+            return error(str(e))
     if args.json:
         import json
 

@@ -78,16 +78,28 @@ def all_venues_input(rest_urls: dict, symbol: str, range_name: str, progress=Non
 def store_input(store, venue: str, symbol: str, range_name: str):
     """The lookback's closed steps from ``store`` (open, read-only), ending at the newest
     stored step."""
+    from ..store import StoreError
+
     sym = symbol.upper()
     with store:
-        last = store.last_step(venue, sym)
-        if last is None:
-            raise InputError(f"{venue} {sym}: nothing stored in {store.path}; record it first: "
-                             f"liqtui record --venue {venue} --symbols {sym}")
-        end = last + STEP_MS
-        bars = store.steps(venue, sym, end - UI_RANGES[range_name], end)
-        tick = store.tick_size(venue, sym)
-    return bars, sym, [], tick
+        try:
+            last = store.last_step(venue, sym)
+            if last is None:
+                raise InputError(f"{venue} {sym}: nothing stored in {store.path}; record it "
+                                 f"first: liqtui record --venue {venue} --symbols {sym}")
+            end = last + STEP_MS
+            bars = store.steps(venue, sym, end - UI_RANGES[range_name], end)
+            tick = store.tick_size(venue, sym)
+        except StoreError as e:  # damaged past its header: found only when read
+            raise InputError(str(e)) from None
+    warnings = []
+    if store.skipped:
+        warnings.append(f"{store.path}: {store.skipped} stored step(s) of {venue} {sym} skipped "
+                        "(not finite, negative or implausible; written by an older liqtui)")
+    if not len(bars["time"]):
+        raise InputError(f"{venue} {sym}: no usable steps in {store.path} for the last "
+                         f"{range_name}" + (f" ({warnings[0]})" if warnings else ""))
+    return bars, sym, warnings, tick
 
 
 def fetch(rest_urls: dict, symbol: str, range_name: str, progress=None) -> dict:

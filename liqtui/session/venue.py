@@ -261,12 +261,16 @@ class VenueAssets:
         if self.store is None:
             return 0
         sym = f.symbol
+        skipped = getattr(self.store, "skipped", 0)
         try:
             steps = await asyncio.to_thread(self.store.steps, self.venue.name, sym, start, end)
             tick = self.store.tick_size(self.venue.name, sym)
         except Exception as e:  # noqa: BLE001 - a damaged store: say so, use the network
             self.note(sym, f"store unreadable: {e}", logging.ERROR)
             return 0
+        if getattr(self.store, "skipped", 0) > skipped:  # an older version stored them unchecked
+            self.note(sym, f"store: {self.store.skipped - skipped} bad stored step(s) skipped "
+                      "(not finite, negative or implausible)", logging.WARNING)
         n = len(steps["time"])
         if n:
             t0 = time.perf_counter()
