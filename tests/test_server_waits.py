@@ -69,18 +69,27 @@ def test_binance_ban_body_far_in_the_future_is_capped():
 # ============================================================================ REST
 
 
-@pytest.mark.parametrize("venue", ["binance", "bybit", "okx"])
-async def test_an_absurd_retry_after_on_a_rate_limit_is_capped_and_shown(exchange, market,
-                                                                        venue):
-    """Binance 429, Bybit retCode 10006, OKX 429 / 50011, each with Retry-After: 99999999."""
+async def served_after(exchange, market, venue, **faults):
+    """A server-time request to ``venue``'s sim with ``faults`` set: (client, statuses,
+    wall ms when asked, wall ms when served)."""
     sim = await exchange(market, venues=(venue,))
-    sim.faults.update(retry_after_s=YEARS, http_429_burst=1)
+    sim.faults.update(**faults)
     statuses = []
     async with RESTS[venue](sim.rest_url, on_status=statuses.append,
                             settings=fast(max_rest_wait_s=3.0, **CAPS)) as rest:
         t0 = now_ms()
-        assert await rest.server_time() > 0        # waited the cap out, then served
-        assert rest.counters["capped_wait"] == 1
+        assert await rest.server_time() > 0
+        return rest, statuses, t0, now_ms()
+
+
+@pytest.mark.parametrize("venue", ["binance", "bybit", "okx"])
+async def test_an_absurd_retry_after_on_a_rate_limit_is_capped_and_shown(exchange, market,
+                                                                        venue):
+    """Binance 429, Bybit retCode 10006, OKX 429 / 50011, each with Retry-After: 99999999:
+    waited out to the cap, then served."""
+    rest, statuses, t0, _ = await served_after(exchange, market, venue, retry_after_s=YEARS,
+                                               http_429_burst=1)
+    assert rest.counters["capped_wait"] == 1
     limited = [s for s in statuses if s.state is FeedState.LIMITED]
     assert len(limited) == 1 and t0 + 400 <= limited[0].until <= t0 + 600 + 500
     assert "until" in limited[0].reason
@@ -91,15 +100,10 @@ async def test_an_absurd_retry_after_on_a_rate_limit_is_capped_and_shown(exchang
 async def test_a_ban_of_years_is_capped_and_probed(exchange, market, venue):
     """Binance 418, Bybit 403, with Retry-After: 99999999: BANNED until the cap (not 2029),
     and a probe after ``ban_probe_s`` that succeeds ends the ban early."""
-    sim = await exchange(market, venues=(venue,))
-    sim.faults.update(retry_after_s=YEARS, http_418_burst=1)
-    statuses = []
-    async with RESTS[venue](sim.rest_url, on_status=statuses.append,
-                            settings=fast(max_rest_wait_s=3.0, **CAPS)) as rest:
-        t0 = now_ms()
-        assert await rest.server_time() > 0
-        assert now_ms() - t0 < 3_000               # the probe, not the (capped) ban's end
-        assert rest.counters["capped_wait"] == 1 and not rest.limiter.banned
+    rest, statuses, t0, t1 = await served_after(exchange, market, venue, retry_after_s=YEARS,
+                                                http_418_burst=1)
+    assert t1 - t0 < 3_000                         # the probe, not the (capped) ban's end
+    assert rest.counters["capped_wait"] == 1 and not rest.limiter.banned
     banned = [s for s in statuses if s.state is FeedState.BANNED]
     assert len(banned) == 1 and t0 + 4_000 <= banned[0].until <= t0 + 5_000 + 500
     assert statuses[-1].state is FeedState.LIVE and "ban over" in statuses[-1].reason
