@@ -354,8 +354,8 @@ class BybitRest(RestClient):
 
 def _reset_wait(headers, s: FeedSettings, counters=None) -> float:
     """Seconds until a 10006 limit resets: ``Retry-After`` (s) or
-    ``X-Bapi-Limit-Reset-Timestamp`` (wall ms), else 1 s; at least 0.1 s, capped at
-    ``max_limit_wait_s`` (``server_wait``)."""
+    ``X-Bapi-Limit-Reset-Timestamp`` (wall ms), else 1 s; at least 0.1 s, at most 60 s (the
+    limits are per 5 s window; ``max_limit_wait_s`` if lower) (``server_wait``)."""
     v = headers.get("Retry-After")
     if v is None and (reset := headers.get("X-Bapi-Limit-Reset-Timestamp")) is not None:
         try:
@@ -364,7 +364,8 @@ def _reset_wait(headers, s: FeedSettings, counters=None) -> float:
             v = "garbage"  # counted as such, then the default
         else:
             v = max(v, 0.1) if v == v else v  # a reset just passed: ask again soon
-    return max(0.1, server_wait(v, default=1.0, cap=s.max_limit_wait_s, counters=counters))
+    cap = min(60.0, s.max_limit_wait_s)
+    return max(0.1, server_wait(v, default=1.0, cap=cap, counters=counters))
 
 
 # ================================================================================ live
