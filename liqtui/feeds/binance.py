@@ -30,7 +30,7 @@ from .binance_parse import (
 )
 from .events import FeedState, MarkPrice, OpenInterest
 from .live import STEP_MS, Gap, LiveFeed  # noqa: F401 - Gap re-exported
-from .ratelimit import Blocked, WeightLimiter
+from .ratelimit import Blocked, WeightLimiter, server_wait
 from .rest import (
     Backfill,
     BannedError,
@@ -114,8 +114,7 @@ class BinanceRest(RestClient):
                         problem = "truncated or malformed JSON body"
                     else:
                         if self._banned:
-                            self._banned = False
-                            self._emit(self._activity or FeedState.LIVE, "REST ban over")
+                            self._rest_recovered()
                         return data
                 elif status in (429, 418):
                     limited += 1
@@ -131,24 +130,27 @@ class BinanceRest(RestClient):
 
     def _limited(self, status: int, headers, body: bytes) -> None:
         s = self.settings
-        retry_after = None
-        try:
-            retry_after = float(headers.get("Retry-After"))
-        except (TypeError, ValueError):
-            pass
+        retry_after = headers.get("Retry-After")
         if status == 429:
             self.counters["http_429"] += 1
-            self.limiter.throttle(s.default_retry_after_s if retry_after is None else retry_after)
+            wait = server_wait(retry_after, default=s.default_retry_after_s,
+                               cap=s.max_limit_wait_s, counters=self.counters)
+            self.limiter.throttle(wait)
+            if wait > s.visible_wait_s:
+                until = now_ms() + int(wait * 1000)
+                self._banned = FeedState.LIMITED
+                self._emit(FeedState.LIMITED, f"HTTP 429: Binance REST rate limited until "
+                           f"{utc(until)}", until)
             return
         self.counters["http_418"] += 1
         if retry_after is None:  # "IP banned until 1660090423228" (wall ms) in the message
             m = _BANNED_UNTIL.search(body.decode("utf-8", "replace"))
             if m:
                 retry_after = (int(m.group(1)) - now_ms()) / 1000
-            if retry_after is None or not 0 < retry_after < 4 * 86400:
-                retry_after = s.default_ban_s
-        until = self.limiter.ban(retry_after)
-        self._banned = True
+        wait = server_wait(retry_after, default=s.default_ban_s, cap=s.max_ban_s,
+                           counters=self.counters)
+        until = self.limiter.ban(wait, s.ban_probe_s)
+        self._banned = FeedState.BANNED
         self._emit(FeedState.BANNED, f"HTTP 418: IP banned by Binance until {utc(until)}", until)
 
     def _error(self, path, params, status, body) -> RestError:

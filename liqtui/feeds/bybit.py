@@ -48,7 +48,7 @@ from .bybit_parse import (
 )
 from .events import FeedState, MarkPrice, OpenInterest, Reply
 from .live import STEP_MS, LiveFeed, _close_quietly
-from .ratelimit import WeightLimiter
+from .ratelimit import WeightLimiter, server_wait
 from .rest import (
     Backfill,
     BannedError,
@@ -159,14 +159,13 @@ class BybitRest(RestClient):
                         if limited > 50:
                             raise RestError(f"Bybit REST {path}: retCode 10006 {limited} times "
                                             "in a row", code=RATE_LIMITED) from None
-                        self.limiter.throttle(_reset_wait(headers))
+                        self._throttle(_reset_wait(headers, s, self.counters))
                         continue
                     except Exception:  # truncated, malformed or not an envelope: ask again
                         problem = "truncated or malformed body"
                     else:
                         if self._banned:
-                            self._banned = False
-                            self._emit(self._activity or FeedState.LIVE, "REST ban over")
+                            self._rest_recovered()
                         return data
                 elif status == 403:
                     limited += 1
@@ -182,15 +181,24 @@ class BybitRest(RestClient):
             await self._failed(path, failures, problem, backoff)
 
     def _cool_off(self, headers) -> None:
+        s = self.settings
         self.counters["http_403"] += 1
-        try:  # the venue sends no Retry-After; honour one if a proxy (or the sim) does
-            seconds = float(headers.get("Retry-After"))
-        except (TypeError, ValueError):
-            seconds = self.cool_off_s
-        until = self.limiter.ban(seconds)
-        self._banned = True
+        # the venue sends no Retry-After; honour one if a proxy (or the sim) does, within reason
+        seconds = server_wait(headers.get("Retry-After"), default=self.cool_off_s,
+                              cap=s.max_ban_s, counters=self.counters)
+        until = self.limiter.ban(seconds, s.ban_probe_s)
+        self._banned = FeedState.BANNED
         self._emit(FeedState.BANNED, "HTTP 403 access too frequent: all Bybit REST paused "
                    f"until {utc(until)}", until)
+
+    def _throttle(self, wait: float) -> None:
+        """retCode 10006: no REST for ``wait`` s, shown as LIMITED when that is long."""
+        self.limiter.throttle(wait)
+        if wait > self.settings.visible_wait_s:
+            until = now_ms() + int(wait * 1000)
+            self._banned = self._banned or FeedState.LIMITED
+            self._emit(FeedState.LIMITED, f"Bybit REST rate limited (retCode 10006) until "
+                       f"{utc(until)}", until)
 
     def _error(self, path, params, e: RetCodeError) -> RestError:
         self.counters["errors"] += 1
@@ -344,17 +352,20 @@ class BybitRest(RestClient):
         return bf
 
 
-def _reset_wait(headers) -> float:
-    """Seconds until a 10006 limit resets: ``X-Bapi-Limit-Reset-Timestamp`` (ms), else 1 s."""
-    for name in ("Retry-After", "X-Bapi-Limit-Reset-Timestamp"):
-        v = headers.get(name)
+def _reset_wait(headers, s: FeedSettings, counters=None) -> float:
+    """Seconds until a 10006 limit resets: ``Retry-After`` (s) or
+    ``X-Bapi-Limit-Reset-Timestamp`` (wall ms), else 1 s; at least 0.1 s, at most 60 s (the
+    limits are per 5 s window; ``max_limit_wait_s`` if lower) (``server_wait``)."""
+    v = headers.get("Retry-After")
+    if v is None and (reset := headers.get("X-Bapi-Limit-Reset-Timestamp")) is not None:
         try:
-            x = float(v)
+            v = (float(reset) - now_ms()) / 1000
         except (TypeError, ValueError):
-            continue
-        wait = x if name == "Retry-After" else (x - now_ms()) / 1000
-        return min(max(wait, 0.1), 60.0)
-    return 1.0
+            v = "garbage"  # counted as such, then the default
+        else:
+            v = max(v, 0.1) if v == v else v  # a reset just passed: ask again soon
+    cap = min(60.0, s.max_limit_wait_s)
+    return max(0.1, server_wait(v, default=1.0, cap=cap, counters=counters))
 
 
 # ================================================================================ live

@@ -104,6 +104,7 @@ class FeedState(str, enum.Enum):
     LIVE = "LIVE"
     STALE = "STALE"
     RECONNECTING = "RECONNECTING"
+    LIMITED = "LIMITED"        # REST rate limited (429 and the like) until ``until``
     BANNED = "BANNED"
     ERROR = "ERROR"
     STOPPED = "STOPPED"
@@ -111,7 +112,8 @@ class FeedState(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class FeedStatus:
-    """A state change, observable by the UI and the log. ``until`` for BANNED (ms, wall)."""
+    """A state change, observable by the UI and the log. ``until`` for BANNED and LIMITED
+    (ms, wall)."""
     venue: str
     state: FeedState
     time: int                  # local wall time of the change, ms

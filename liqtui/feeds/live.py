@@ -131,7 +131,8 @@ class LiveFeed(VenueLive):
         self._age_ms = int(s.max_age_s * 1000)
         self._epochs = 0
         self.state: FeedState | None = None
-        self.banned_until: int | None = None
+        self.banned_until: int | None = None   # end of a REST ban or long rate limit
+        self._rest_state = FeedState.BANNED    # which of the two ``banned_until`` is
         self.gaps: list[Gap] = []
         self.market_symbols: set[str] = set(self.symbols)  # the venue's symbol set once known
         self.last_mark: dict[str, MarkPrice] = {}
@@ -177,7 +178,8 @@ class LiveFeed(VenueLive):
     # ---------------------------------------------------------------- state
 
     def _emit_status(self, state: FeedState, reason: str = "", until: int | None = None):
-        if state is self.state and state is not FeedState.BANNED and state is not FeedState.ERROR:
+        if state is self.state and state not in (FeedState.BANNED, FeedState.LIMITED,
+                                                 FeedState.ERROR):
             return
         self.state = state
         if self.on_status is not None:
@@ -187,11 +189,12 @@ class LiveFeed(VenueLive):
                 self.counters["callback_errors"] += 1
 
     def _update_state(self, reason: str = "") -> None:
-        """The feed's state: BANNED while REST is banned, else the worst connection's."""
+        """The feed's state: BANNED / LIMITED while REST is banned / rate limited for longer
+        than a few seconds (the pollers skip their turns), else the worst connection's."""
         if self._stopping:
             return
         if self.banned_until is not None:
-            self._emit_status(FeedState.BANNED, reason, self.banned_until)
+            self._emit_status(self._rest_state, reason, self.banned_until)
             return
         states = [c.state for c in self._conns] or [FeedState.CONNECTING]
         worst = min(states, key=_WORST.index)
@@ -204,10 +207,14 @@ class LiveFeed(VenueLive):
         self._update_state(reason)
 
     def _rest_status(self, st: FeedStatus) -> None:
-        if st.state is FeedState.BANNED:
-            self.banned_until = st.until
+        if st.state in (FeedState.BANNED, FeedState.LIMITED):
+            if st.state is FeedState.LIMITED and self._rest_state is FeedState.BANNED \
+                    and self.rest.limiter.banned:
+                return  # still banned: a rate limit within the ban changes nothing
+            self.banned_until, self._rest_state = st.until, st.state
             self._update_state(st.reason)
-        elif self.banned_until is not None and not self.rest.limiter.banned:
+        elif (self.banned_until is not None and not self.rest.limiter.banned
+              and not self.rest.limiter.blocked):
             self.banned_until = None
             self._update_state(st.reason or "REST ban over")
 

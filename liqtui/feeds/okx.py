@@ -52,8 +52,10 @@ from .rest import (
     RestError,
     UnknownSymbolError,
     check_base_url,
+    now_ms,
     utc,
 )
+from .ratelimit import server_wait
 from .venues import VENUES
 from .settings import FeedSettings
 
@@ -107,6 +109,9 @@ class EndpointLimiter:
     def throttle(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
 
+    def unban(self) -> None:
+        """Nothing to end: OKX does not ban (``RestClient._rest_recovered``)."""
+
     async def acquire(self, path: str, max_wait: float = float("inf")) -> None:
         n, per = self.limits.get(path, (5, 2.0))
         q = self._sent.setdefault(path, deque())
@@ -156,11 +161,14 @@ class OkxRest(RestClient):
             await self.limiter.acquire(path, max_wait)
             self.counters["requests"] += 1
             self.by_path[path] = self.by_path.get(path, 0) + 1
-            status, _, body, problem = await self._attempt(url, params)
+            status, headers, body, problem = await self._attempt(url, params)
             if problem is None:
                 limited_now = status == 429  # with or without the envelope
                 try:
-                    return unwrap(loads(body))
+                    data = unwrap(loads(body))
+                    if self._banned:
+                        self._rest_recovered()
+                    return data
                 except OkxApiError as e:
                     if e.code != RATE_LIMITED and not limited_now:
                         raise self._error(path, params, status, e) from None
@@ -177,7 +185,15 @@ class OkxRest(RestClient):
                     if limited.attempts >= 12:
                         raise RestError(f"OKX REST {path}: rate limited "
                                         f"{limited.attempts} times in a row", status=429)
-                    self.limiter.throttle(limited.next())
+                    # OKX sends no Retry-After: honour one if a proxy (or the sim) does
+                    wait = server_wait(headers.get("Retry-After"), default=limited.next(),
+                                       cap=s.max_limit_wait_s, counters=self.counters)
+                    self.limiter.throttle(wait)
+                    if wait > s.visible_wait_s:
+                        until = now_ms() + int(wait * 1000)
+                        self._banned = FeedState.LIMITED
+                        self._emit(FeedState.LIMITED, "OKX REST rate limited (429 / 50011) "
+                                   f"until {utc(until)}", until)
                     continue
             failures += 1
             await self._failed(path, failures, problem, backoff)

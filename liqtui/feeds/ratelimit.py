@@ -10,6 +10,12 @@
 
 ``acquire`` raises ``Blocked`` instead of waiting longer than the caller allows, so a
 caller that must not hang (an open-interest poll) can skip its turn.
+
+Every wait a server gives (Retry-After, a ban's end in a body, a reset timestamp) goes
+through ``server_wait``: garbage (non-numeric, NaN, infinite, negative) becomes the caller's
+default and a wait beyond the cap is cut to the cap, both counted. A ban's REST pause is
+further cut to ``probe_s`` (``ban``): the client asks again then, and a success ends the ban,
+so a wrong end time costs one probe per ``probe_s``, never the rest of the run.
 """
 
 from __future__ import annotations
@@ -22,6 +28,28 @@ from collections import deque
 from ..units import utc_seconds as _utc
 
 OI_HIST_WINDOW_S = 300.0
+
+
+def server_wait(value, *, default: float, cap: float, counters: dict | None = None) -> float:
+    """Seconds to wait for a server-given ``value`` (seconds: a number or header text; None when
+    the server gave none). Garbage → ``default`` (counted as ``bad_wait``); beyond ``cap`` →
+    ``cap`` (counted as ``capped_wait``). Never negative, never more than ``cap``."""
+    if value is None:
+        x = default
+    else:
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            x = math.nan
+        if not math.isfinite(x) or x < 0:
+            if counters is not None:
+                counters["bad_wait"] = counters.get("bad_wait", 0) + 1
+            x = default
+    if x > cap:
+        if value is not None and counters is not None:
+            counters["capped_wait"] = counters.get("capped_wait", 0) + 1
+        x = cap
+    return max(0.0, x)
 
 
 class Blocked(Exception):
@@ -84,12 +112,17 @@ class WeightLimiter:
         """HTTP 429: no REST at all until Retry-After has passed."""
         self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, retry_after_s))
 
-    def ban(self, seconds: float) -> int:
-        """HTTP 418: no REST until the ban ends. Returns the end as wall ms."""
-        end = time.monotonic() + max(0.0, seconds)
-        self._banned_until = max(self._banned_until, end)
-        self._paused_until = max(self._paused_until, end)
-        return self.blocked_until_ms()
+    def ban(self, seconds: float, probe_s: float = math.inf) -> int:
+        """HTTP 418: banned for ``seconds``; no REST for ``min(seconds, probe_s)``, then one
+        probe (``unban`` on its success). Returns the ban's end as wall ms."""
+        now = time.monotonic()
+        self._banned_until = max(self._banned_until, now + max(0.0, seconds))
+        self._paused_until = max(self._paused_until, now + max(0.0, min(seconds, probe_s)))
+        return int((time.time() + self._banned_until - now) * 1000)
+
+    def unban(self) -> None:
+        """A request succeeded: whatever the server said, the ban is over."""
+        self._banned_until = min(self._banned_until, time.monotonic())
 
     # ---------------------------------------------------------------- the gate
 

@@ -137,6 +137,8 @@ class RestClient(VenueRest):
         self.base_url = check_base_url(base_url, ("http", "https"), f"{self.LABEL} REST URL")
         self.settings = settings or FeedSettings()
         self.on_status = on_status
+        self._banned = False           # BANNED / LIMITED reported and no success since
+        self._activity: FeedState | None = None
         self._session = session
         self._own_session = session is None
 
@@ -156,6 +158,14 @@ class RestClient(VenueRest):
                 self.on_status(FeedStatus(self.VENUE, state, now_ms(), reason, until))
             except Exception:  # a broken callback must not break REST
                 pass
+
+    def _rest_recovered(self) -> None:
+        """A request succeeded after a reported BANNED / LIMITED (``self._banned``): whatever
+        end time the server gave, it is over (a ban's probe succeeded)."""
+        was, self._banned = self._banned, False
+        self.limiter.unban()
+        over = "REST ban over" if was is FeedState.BANNED else "REST rate limit over"
+        self._emit(self._activity or FeedState.LIVE, over)
 
     # the venues' request loops share one attempt and one failure tail; what an answer
     # means (bans, rate limits, error envelopes) is each venue's own

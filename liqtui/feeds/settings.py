@@ -36,6 +36,11 @@ class FeedSettings:
     max_rest_wait_s: float = 900.0         # longest a REST call waits out a 429/418 before failing
     default_ban_s: float = 120.0           # a 418 without Retry-After or "banned until": 2 min
     default_retry_after_s: float = 60.0    # a 429 without Retry-After: wait out the minute
+    # server-given waits (ratelimit.server_wait): never trusted beyond these
+    max_limit_wait_s: float = 600.0        # a 429 / retCode 10006 / 50011: at most 10 min
+    max_ban_s: float = 3 * 86400.0         # a 418 / 403 ban: Binance's longest is 3 days
+    ban_probe_s: float = 600.0             # during a ban, one request this often ends it early
+    visible_wait_s: float = 5.0            # a longer REST wait is a state: LIMITED / BANNED until
     weight_limit: int = 2400               # REQUEST_WEIGHT per minute (exchangeInfo may lower it)
     weight_buffer: int = 100               # stay this far below the limit
     oi_hist_limit: int = 1000              # openInterestHist: requests per 5 minutes per IP

@@ -39,7 +39,8 @@ from .events import (Backfilled, HeatmapRebuilt, MarketData, Note, RealizedLiqui
                      StateChanged, StepsClosed, TradeData)
 
 log = logging.getLogger("liqtui.feeds")
-_WARN = (FeedState.STALE, FeedState.RECONNECTING, FeedState.ERROR, FeedState.BANNED)
+_WARN = (FeedState.STALE, FeedState.RECONNECTING, FeedState.ERROR, FeedState.LIMITED,
+         FeedState.BANNED)
 
 
 class VenueAssets:

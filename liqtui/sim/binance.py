@@ -246,11 +246,11 @@ class Protocol(SimProtocol):
         if f.http_418_burst > 0:
             f.http_418_burst -= 1
             ban = BAN_FIRST
-            retry = f.retry_after_s or wall_seconds(ban, self.x.time_scale)
+            retry = f.retry_after_header(wall_seconds(ban, self.x.time_scale))
             return self._error(418, E_TOO_MANY, _ban_msg(now + ban), st.used, retry)
         if f.http_429_burst > 0:
             f.http_429_burst -= 1
-            retry = f.retry_after_s or wall_seconds(MIN - now % MIN, self.x.time_scale)
+            retry = f.retry_after_header(wall_seconds(MIN - now % MIN, self.x.time_scale))
             msg = (f"Too many requests; current limit of IP({ip}) is {WEIGHT_LIMIT_1M} requests "
                    "per minute. Please use the websocket for live updates to avoid polling the API.")
             return self._error(429, E_TOO_MANY, msg, st.used, retry)
@@ -273,9 +273,11 @@ class Protocol(SimProtocol):
                             headers={"X-MBX-USED-WEIGHT-1M": str(st.used)})
 
     @staticmethod
-    def _error(status: int, code: int, msg: str, used: int, retry_after: int | None = None):
+    def _error(status: int, code: int, msg: str, used: int, retry_after=None):
         headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
-        if retry_after is not None:
+        if isinstance(retry_after, dict):  # an injected fault's header, as faults give it
+            headers.update(retry_after)
+        elif retry_after is not None:
             headers["Retry-After"] = str(int(retry_after))
         return web.Response(status=status, text=dumps({"code": code, "msg": msg}),
                             content_type="application/json", headers=headers)

@@ -136,7 +136,7 @@ class Protocol(SimProtocol):
         now = x.now()
         if f.http_5xx_rate and x.rng.random() < f.http_5xx_rate:
             return x.http_5xx(0)
-        hint = {"Retry-After": str(int(f.retry_after_s))} if f.retry_after_s else {}
+        hint = f.retry_after_header()
         if f.http_418_burst > 0:
             f.http_418_burst -= 1
             return self._forbidden(hint)

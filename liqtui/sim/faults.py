@@ -26,8 +26,16 @@ class Faults:
     http_429_burst: int = 0            # the next N REST requests get 429 (decrements)
     http_418_burst: int = 0            # the next N REST requests get 418 (decrements)
     http_5xx_rate: float = 0.0         # share of REST requests answered with a 5xx
-    retry_after_s: int | None = None   # Retry-After for the injected 429/418 (wall s);
-                                       # None: what the real limit logic would say
+    retry_after_s: int | str | None = None  # Retry-After for the injected 429/418 (wall s;
+                                       # text is sent as given: "abc", "-5", "nan" for
+                                       # hostile-venue tests); None: what the limit logic says
+
+    def retry_after_header(self, default=None) -> dict:
+        """The Retry-After header for an injected 429/418 (none if neither is set)."""
+        v = self.retry_after_s if self.retry_after_s is not None else default
+        if v is None:
+            return {}
+        return {"Retry-After": v if isinstance(v, str) else str(int(v))}
 
     def update(self, **changes) -> None:
         """Set several fields at once, refusing unknown names (for the /sim/faults endpoint)."""

@@ -254,7 +254,7 @@ class Protocol(SimProtocol):
                     f.http_418_burst -= 1
                 else:
                     f.http_429_burst -= 1
-                return self._too_many()
+                return self._too_many(f.retry_after_header())
             n, per = LIMITS[path]
             wall = time.monotonic()
             hits = self._hits.setdefault((request.remote or "?", path), deque())
@@ -275,9 +275,9 @@ class Protocol(SimProtocol):
             return web.Response(text=dumps(body), content_type="application/json")
         return handler
 
-    def _too_many(self):
+    def _too_many(self, headers=None):
         return web.Response(status=429, text=_body([], "50011", "Too Many Requests"),
-                            content_type="application/json")
+                            content_type="application/json", headers=headers)
 
     def _time(self, q) -> list:
         return [{"ts": str(self.exchange.now())}]

@@ -19,6 +19,7 @@ STATE_STYLE = {
     "REPLAY": "bold #000000 on #5fafff", "STALE": "bold #000000 on #ffaf00",
     "RECONNECTING": "bold #000000 on #ffaf00", "CONNECTING": "bold #ffaf00",
     "BACKFILLING": "bold #5fafff", "PREPARING": "bold #5fafff",
+    "LIMITED": "bold #000000 on #ffaf00",
     "BANNED": "bold #ffffff on #d70000", "ERROR": "bold #ffffff on #d70000", "STOPPED": "dim",
     "PAUSED": "bold #000000 on #d7d7d7",
 }
