@@ -383,3 +383,14 @@ def test_demo_unknown_symbol_exits_2(capsys):
     assert "--demo serves BNBUSDT, BTCUSDT" in one_line_error(rc, out, err)
     rc, out, err = run(capsys, "--demo", "--symbol", "ETHUSTD")
     assert "(did you mean ETHUSDT?)" in one_line_error(rc, out, err)
+
+
+@pytest.mark.parametrize("spec,expect", [
+    ("malformed_rate=3", "malformed_rate=3.0 is not accepted: expected a number from 0 to 1"),
+    ("nope=1", "unknown fault 'nope'"),
+    ("slow_ms=abc", "slow_ms='abc' is not accepted"),
+])
+def test_sim_faults_flag_names_bad_values(capsys, spec, expect):
+    rc = main(["sim", "--faults", spec])
+    out, err = capsys.readouterr()
+    assert expect in one_line_error(rc, out, err)

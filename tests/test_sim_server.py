@@ -542,6 +542,33 @@ async def test_faults_can_be_set_over_http(serve):
         assert r.status == 400
 
 
+@pytest.mark.parametrize("body,kind,status,named", [
+    # a web page may POST text/plain or a form cross-site without a preflight: refused unread
+    ('{"silent": true}', "text/plain", 415, "'text/plain'"),
+    ("silent=true", "application/x-www-form-urlencoded", 415, "x-www-form-urlencoded"),
+    # bad values are a 400 naming the value (they were stored, and the pump failed with 500s)
+    ('{"slow_ms": "abc"}', "application/json", 400, "slow_ms='abc'"),
+    ('{"malformed_rate": 7}', "application/json", 400, "malformed_rate=7"),
+    ('{"http_429_burst": -1}', "application/json", 400, "http_429_burst=-1"),
+    ('{"silent": 1}', "application/json", 400, "silent=1"),
+    ('{"drop_every_s": 1e400}', "application/json", 400, "drop_every_s=inf"),
+    ('[1, 2]', "application/json", 400, "[1, 2]"),
+    ("{not json", "application/json", 400, "not JSON"),
+])
+async def test_fault_control_takes_json_only_and_names_bad_values(serve, body, kind, status,
+                                                                 named):
+    sim, s = await serve(fixed_market(manual=True))
+    before = sim.faults.as_dict()
+    async with s.post(sim.rest_url + "/sim/faults", data=body,
+                      headers={"Content-Type": kind}) as r:
+        assert r.status == status
+        assert named in (await r.json())["error"]
+    assert sim.faults.as_dict() == before  # nothing half-applied
+    # and the market still answers
+    async with s.get(sim.rest_url + "/fapi/v1/time") as r:
+        assert r.status == 200
+
+
 # ------------------------------------------------------------------------------------------
 # Ground truth, replay, shutdown
 

@@ -68,7 +68,10 @@ def _parse_faults(spec: str):
         except ValueError:
             raise ValueError(f"--faults: {name}={raw!r} is not accepted, expected a "
                              f"{'true/false' if 'bool' in kind else 'number ≥ 0'}") from None
-        setattr(faults, name, value)
+        try:
+            faults.update(**{name: value})  # the field's own rules too (a rate is at most 1)
+        except ValueError as e:
+            raise ValueError(f"--faults: {e}") from None
     return faults
 
 

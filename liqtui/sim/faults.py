@@ -6,6 +6,7 @@ a test (or `liqtui sim`) can flip them at any moment: ``sim.faults.silent = True
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, fields
 
@@ -38,12 +39,14 @@ class Faults:
         return {"Retry-After": v if isinstance(v, str) else str(int(v))}
 
     def update(self, **changes) -> None:
-        """Set several fields at once, refusing unknown names (for the /sim/faults endpoint)."""
-        names = {f.name for f in fields(self)}
-        bad = sorted(set(changes) - names)
+        """Set several fields at once (for the /sim/faults endpoint and ``--faults``), all or
+        none: an unknown name or a value of the wrong kind is a ValueError naming it."""
+        kinds = {f.name: str(f.type) for f in fields(self)}
+        bad = sorted(set(changes) - set(kinds))
         if bad:
-            raise ValueError(f"unknown fault(s): {', '.join(bad)}; known: {', '.join(sorted(names))}")
-        for name, value in changes.items():
+            raise ValueError(f"unknown fault(s): {', '.join(bad)}; known: {', '.join(sorted(kinds))}")
+        checked = {name: _checked(name, value, kinds[name]) for name, value in changes.items()}
+        for name, value in checked.items():
             setattr(self, name, value)
 
     def as_dict(self) -> dict:
@@ -51,6 +54,30 @@ class Faults:
 
     def active(self) -> bool:
         return self != Faults()
+
+
+def _checked(name: str, value, kind: str):
+    """``value`` if it fits the field's annotation ``kind`` ("float | None", "bool", …):
+    numbers finite and ≥ 0, rates at most 1; else a ValueError naming the fault and value."""
+    allowed = {k.strip() for k in kind.split("|")}
+    if value is None and "None" in allowed:
+        return None
+    if isinstance(value, bool):
+        if "bool" in allowed:
+            return value
+    elif isinstance(value, int) and "int" in allowed and value >= 0:
+        return value
+    elif isinstance(value, (int, float)) and "float" in allowed and math.isfinite(value) \
+            and value >= 0 and (not name.endswith("_rate") or value <= 1):
+        return float(value)
+    elif isinstance(value, str) and "str" in allowed:
+        return value
+    what = ("true or false" if "bool" in allowed else
+            "a number from 0 to 1" if name.endswith("_rate") else
+            "a whole number ≥ 0" if "int" in allowed and "float" not in allowed else
+            "a number ≥ 0") + (", or null" if "None" in allowed else "") + \
+        (", or text" if "str" in allowed else "")
+    raise ValueError(f"fault {name}={value!r} is not accepted: expected {what}")
 
 
 class DropClock:

@@ -194,8 +194,22 @@ class SimExchange:
         return web.json_response(self.faults.as_dict())
 
     async def _set_faults(self, request):
+        # JSON only: a text/plain or form POST is what a web page may send cross-site without
+        # asking (no CORS preflight), so it is refused before the body is read
+        if request.content_type != "application/json":
+            return web.json_response(
+                {"error": f"content type {request.content_type!r} is not accepted: expected "
+                          "application/json"}, status=415)
         try:
-            self.faults.update(**(await request.json()))
-        except (ValueError, TypeError) as e:
+            changes = await request.json()
+        except ValueError as e:
+            return web.json_response({"error": f"body is not JSON: {e}"}, status=400)
+        if not isinstance(changes, dict):
+            return web.json_response(
+                {"error": f"body {changes!r} is not accepted: expected a JSON object of faults"},
+                status=400)
+        try:
+            self.faults.update(**changes)
+        except ValueError as e:
             return web.json_response({"error": str(e)}, status=400)
         return web.json_response(self.faults.as_dict())
