@@ -36,6 +36,7 @@ read either kind.
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
@@ -178,6 +179,16 @@ def _valid_event(ev) -> bool:
         return (_fine(ev.price, True, MAX_PRICE) and _fine(ev.qty, True, MAX_AMOUNT)
                 and _fine(ev.notional, False, MAX_AMOUNT, True))
     return _fine(ev.base, False, MAX_AMOUNT)  # OpenInterest
+
+
+def _create_private(path: Path) -> None:
+    """Create the store file readable by this user only (0600), if it is not there: SQLite
+    gives its -wal and -shm the main file's permissions, so they are private too (with the
+    umask's 0644 a store of what one trader watched was readable by every user)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _connect(path: Path, mode: str) -> sqlite3.Connection:
@@ -377,7 +388,7 @@ class Store:
                 raise _damaged(self.path, e) from None
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"store {self.path}: cannot create its directory "
                              f"({e.strerror or e})") from None
@@ -395,6 +406,7 @@ class Store:
             if held is not None and held != kind:
                 raise _kind_error(self.path, held, kind)
         try:
+            _create_private(self.path)
             self._conn = _connect(self.path, "rwc")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")

@@ -394,3 +394,21 @@ def test_sim_faults_flag_names_bad_values(capsys, spec, expect):
     rc = main(["sim", "--faults", spec])
     out, err = capsys.readouterr()
     assert expect in one_line_error(rc, out, err)
+
+
+def test_the_log_is_private_and_never_a_symbolic_link(capsys, tmp_path):
+    """--log is created 0600 (what the feeds did is the trader's business), and a symbolic
+    link is refused rather than followed to wherever it points (exit 2, the target
+    untouched)."""
+    log = tmp_path / "liqtui.log"
+    # a --demo symbol the simulated exchange does not list: exit 2 after the log is opened
+    rc = main(["--demo", "--symbol", "NOPEUSDT", "--log", str(log)])
+    assert rc == 2 and log.exists()
+    assert log.stat().st_mode & 0o777 == 0o600
+    target, link = tmp_path / "elsewhere", tmp_path / "link.log"
+    link.symlink_to(target)
+    capsys.readouterr()
+    rc = main(["--demo", "--log", str(link)])
+    out, err = capsys.readouterr()
+    assert "a symbolic link (not followed" in one_line_error(rc, out, err)
+    assert not target.exists()

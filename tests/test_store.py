@@ -362,3 +362,24 @@ def test_a_store_in_use_is_recognised_by_a_second_opener(tmp_path):
         assert len(first.open_interest("binance", "BTCUSDT")["time"]) == 2
     finally:
         first.close()
+
+
+def test_a_new_store_and_its_wal_are_private(tmp_path):
+    """Created 0600 (the umask gave 0644: every user could read what one trader watched),
+    in a data directory made 0700; SQLite gives the -wal and -shm the main file's mode."""
+    import os
+
+    from liqtui.feeds.events import MarkPrice
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "data" / "liqtui.db"
+        with Store(path) as st:
+            st.add_event(MarkPrice("binance", "BTCUSDT", 1_790_000_000_000, 95_000.0))
+            assert st.flush()
+            files = [path, path.with_name("liqtui.db-wal"), path.with_name("liqtui.db-shm")]
+            modes = {p.name: p.stat().st_mode & 0o777 for p in files if p.exists()}
+        assert modes["liqtui.db"] == 0o600 and set(modes.values()) == {0o600}, modes
+        assert (path.parent.stat().st_mode & 0o777) == 0o700
+    finally:
+        os.umask(old)

@@ -3,13 +3,15 @@ and the app a replay runs in. Textual is imported only after the colour depth is
 
 from __future__ import annotations
 
+import errno
 import os
 
 from .. import __version__
 from ..config import UI_RANGES, ConfigError, load_settings
 from ..feeds.venues import VENUES
 from ..units import DAY
-from .options import COLOR_SYSTEMS, LogFormatter, error, flag_values, sim_cache, venue_urls, warn
+from .options import (COLOR_SYSTEMS, LogFormatter, error, flag_values, private_log, sim_cache,
+                      venue_urls, warn)
 
 APP_EPILOG = """\
 examples:
@@ -82,9 +84,11 @@ def cmd_app(args) -> int:
     logger.handlers[:] = [logging.NullHandler()]
     if args.log:
         try:
-            handler = logging.FileHandler(args.log, encoding="utf-8")
+            handler = logging.StreamHandler(private_log(args.log))
         except OSError as e:
-            return error(f"--log {args.log}: cannot write ({e.strerror or e})")
+            why = ("a symbolic link (not followed: it could point anywhere)"
+                   if e.errno == errno.ELOOP else f"cannot write ({e.strerror or e})")
+            return error(f"--log {args.log}: {why}")
         handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)

@@ -40,6 +40,13 @@ class Parser(argparse.ArgumentParser):
         super().error(printable(message))
 
 
+def private_log(path: str):
+    """The ``--log`` file opened for appending: created readable by this user only (0600),
+    and never through a symbolic link (OSError ELOOP), which could point anywhere."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+
+
 class LogFormatter(logging.Formatter):
     """The ``--log`` file's formatter: every line made printable (a venue's reason or a symbol
     can carry ESC, BEL or CR; the file is read with ``tail`` on a terminal). A message is one
