@@ -381,6 +381,12 @@ def _read_file(settings: Settings, path: Path) -> None:
         raise ConfigError(f"config {path}: cannot read ({e.strerror or e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at "
+                          f"{e.start}); TOML files are UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"config {path}: nested too deeply to be a liqtui config (tables and "
+                          "arrays a few levels deep are accepted)") from None
     tables = ", ".join(f"[{t}]" for t in TABLES)
     for table, body in doc.items():
         if not isinstance(body, dict):

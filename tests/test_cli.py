@@ -412,3 +412,32 @@ def test_the_log_is_private_and_never_a_symbolic_link(capsys, tmp_path):
     out, err = capsys.readouterr()
     assert "a symbolic link (not followed" in one_line_error(rc, out, err)
     assert not target.exists()
+
+
+@pytest.mark.parametrize("case", ["not-utf8", "nested", "symbol-file", "sim-workers", "url"])
+def test_hostile_input_is_a_message_naming_it_not_a_traceback(capsys, tmp_path, monkeypatch,
+                                                              case):
+    """Issue 12 item 11: each of these gave a traceback or a message that did not name the
+    input (a config file that is not UTF-8 or is nested 10,000 deep, a binary symbol file,
+    LIQTUI_SIM_WORKERS=abc, a URL with a control character)."""
+    cfg = tmp_path / "config.toml"
+    if case == "not-utf8":
+        cfg.write_bytes(b'[ui]\nrange = "\xff\xfe"\n')
+        argv, expect = ["levels", "--symbol", "BTCUSDT", "--config", str(cfg)], "not UTF-8"
+    elif case == "nested":
+        cfg.write_text("a = " + "[" * 10_000 + "]" * 10_000 + "\n")
+        argv, expect = ["levels", "--symbol", "BTCUSDT", "--config", str(cfg)], "too deeply"
+    elif case == "symbol-file":
+        syms = tmp_path / "perps.txt"
+        syms.write_bytes(bytes(range(128, 256)))
+        argv, expect = ["record", "--symbol-file", str(syms)], f"{syms}: not a text file"
+    elif case == "sim-workers":
+        monkeypatch.setenv("LIQTUI_SIM_WORKERS", "abc")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        argv, expect = ["sim", "--fidelity"], "LIQTUI_SIM_WORKERS is 'abc'"
+    else:
+        argv = ["levels", "--symbol", "BTCUSDT", "--rest-url", "http://127.0.0.1\x01:80"]
+        expect = "--rest-url 'http://127.0.0.1\\x01:80': control characters"
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    assert expect in one_line_error(rc, out, err)

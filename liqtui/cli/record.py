@@ -61,6 +61,9 @@ def _read_symbol_file(path: str) -> list[str]:
             lines = f.read().splitlines()
     except OSError as e:
         raise ValueError(f"--symbol-file {path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--symbol-file {path}: not a text file (UTF-8), expected symbols "
+                         "like BTCUSDT, one a line") from None
     out = []
     for n, line in enumerate(lines, 1):
         for word in line.split("#")[0].replace(",", " ").split():

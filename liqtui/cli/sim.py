@@ -79,8 +79,11 @@ def cmd_sim(args) -> int:
     import asyncio
     import signal
 
+    from ..sim.market import sim_workers
+
     try:
         faults = _parse_faults(args.faults)
+        sim_workers()  # a bad LIQTUI_SIM_WORKERS is said now, not deep in a build
     except ValueError as e:
         return error(str(e))
     if args.fidelity:

@@ -137,6 +137,9 @@ def _load(ref: str):
 
 def check_base_url(url: str, schemes: tuple[str, ...], what: str) -> str:
     """A scheme-host-port base URL without a trailing slash, or ValueError naming the value."""
+    if any(not c.isprintable() or c.isspace() for c in url.strip()):
+        raise ValueError(f"{what} {url!r}: control characters or spaces; expected "
+                         f"{'/'.join(schemes)}://host[:port]")
     parts = urlsplit(url.strip())
     if parts.scheme not in schemes or not parts.hostname:
         raise ValueError(f"{what} {url!r}: expected {'/'.join(schemes)}://host[:port]")

@@ -474,10 +474,23 @@ def _build_job(job):
     return _build_engine(*job)
 
 
+def sim_workers() -> int:
+    """``LIQTUI_SIM_WORKERS`` (default 8): processes that build symbols at once; a value that
+    is not a whole number ≥ 1 is a ValueError naming the variable and the value."""
+    raw = os.environ.get("LIQTUI_SIM_WORKERS", "8")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"LIQTUI_SIM_WORKERS is {raw!r}: expected a whole number ≥ 1")
+    return n
+
+
 def _build_all(jobs, minutes: int):
     """Build the symbols, in parallel processes when it pays (a long cold build, several
     cores, a platform that can fork); otherwise one after the other."""
-    workers = min(len(jobs), os.cpu_count() or 1, int(os.environ.get("LIQTUI_SIM_WORKERS", "8")))
+    workers = min(len(jobs), os.cpu_count() or 1, sim_workers())
     if workers > 1 and minutes >= PARALLEL_MIN_MINUTES:
         cold = [j for j in jobs if not _cached(j)]
         if len(cold) > 1:
