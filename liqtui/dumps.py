@@ -175,7 +175,8 @@ def _numbers(name, rows, lines, j, colname, *, positive=False) -> np.ndarray:
 def _epoch_ms(name, rows, lines, j, colname) -> np.ndarray:
     """Integer epoch timestamps; values above 1e14 are microseconds."""
     t = _numbers(name, rows, lines, j, colname, positive=True)
-    bad = np.flatnonzero(t != np.floor(t))
+    # an integer, and a time in ms or µs before the year 3000 (1e23 overflowed the cast)
+    bad = np.flatnonzero((t != np.floor(t)) | (t >= 3.3e16))
     if bad.size:
         i = bad[0]
         raise DumpError(

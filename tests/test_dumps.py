@@ -298,3 +298,17 @@ def _timed(f, *a):
     t = time.perf_counter()
     f(*a)
     return time.perf_counter() - t
+
+
+def test_a_timestamp_of_1e23_is_named_not_a_warning_and_garbage(tmp_path, dumps):
+    """It overflowed the int64 cast (a RuntimeWarning and a negative time); now refused."""
+    import warnings
+
+    k, x, m = dumps()
+    lines = kline_lines(m, header=False, rows=range(20))
+    lines[4] = "1e23," + lines[4].split(",", 1)[1]
+    bad = write(tmp_path / "BTCUSDT-5m-2024-05-01.csv", lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from a cast on the way
+        msg = error([bad], [x])
+    assert msg == f"{bad} line 5: field 1 (open_time) is '1e23', expected an integer epoch time in ms"
