@@ -34,7 +34,7 @@ from .events import (
     Trade,
     new_counters,
 )
-from .rest import Backfill, BannedError, RestError, now_ms
+from .rest import CLOSE_BOUND_S, Backfill, BannedError, RestError, close_session, now_ms
 from .settings import FeedSettings
 
 from ..units import STEP_MS  # noqa: E402 - binance, bybit, okx import it from here too
@@ -247,16 +247,13 @@ class LiveFeed(VenueLive):
             self._emit_status(FeedState.ERROR, f"internal error: {type(e).__name__}: {e}")
         finally:
             self._stopping = True
-            for c in self._conns:
-                for ws in (c.ws, c.successor):
-                    if ws is not None and not ws.closed:
-                        await _close_quietly(ws)
+            await self._close_sockets()
             tasks = list(self._tasks)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._own_session and self._session is not None:
-                await self._session.close()
+                await close_session(self._session)
                 self._session = None
                 if self.rest is not None:
                     self.rest._session = None
@@ -266,10 +263,12 @@ class LiveFeed(VenueLive):
         self._stopping = True
         for t in self._pollers:
             t.cancel()
-        for c in self._conns:
-            for ws in (c.ws, c.successor):
-                if ws is not None and not ws.closed:
-                    await _close_quietly(ws)
+        await self._close_sockets()
+
+    async def _close_sockets(self) -> None:
+        """Close every socket at once: each close is bounded, and so is their sum."""
+        await asyncio.gather(*(_close_quietly(ws) for c in self._conns
+                               for ws in (c.ws, c.successor) if ws is not None and not ws.closed))
 
     async def ingest(self, url: str) -> None:
         """Read one WebSocket at ``url`` (a full URL) until it closes, through the same path
@@ -288,7 +287,7 @@ class LiveFeed(VenueLive):
                 await _close_quietly(ws)
         finally:
             if own:
-                await self._session.close()
+                await close_session(self._session)
                 self._session = None
 
     async def backfill_gap(self, gap: Gap, interval_ms: int = STEP_MS) -> dict[str, Backfill]:
@@ -670,8 +669,25 @@ class LiveFeed(VenueLive):
             await asyncio.sleep(min(left, 0.2))
 
 
-async def _close_quietly(ws) -> None:
+async def _close_quietly(ws, timeout: float = CLOSE_BOUND_S) -> None:
+    """Close ``ws`` within ``timeout`` seconds whatever the peer does. aiohttp's close sends
+    a close frame and then reads until the peer's answers it, ``ws_close`` being the limit of
+    each read, not of the whole: a server that keeps streaming and never answers holds it
+    forever (and with it ``stop()``, ``watch`` and ``record``). Past the bound the connection
+    is dropped."""
     try:
-        await ws.close()
+        await asyncio.wait_for(ws.close(), timeout)
+    except asyncio.TimeoutError:
+        _abort(ws)
+    except Exception:
+        pass
+
+
+def _abort(ws) -> None:
+    """Drop a WebSocket's connection without a handshake (its reader then sees it closed)."""
+    response = getattr(ws, "_response", None)
+    try:
+        if response is not None:
+            response.close()
     except Exception:
         pass

@@ -149,7 +149,7 @@ class RestClient(VenueRest):
 
     async def close(self) -> None:
         if self._own_session and self._session is not None:
-            await self._session.close()
+            await close_session(self._session)
             self._session = None
 
     def _emit(self, state: FeedState, reason: str = "", until: int | None = None) -> None:
@@ -240,3 +240,15 @@ class RestClient(VenueRest):
         bf.end = int(out["time"][-1]) + iv if len(out["time"]) else first
         bf.requested = first
         return bf
+
+
+CLOSE_BOUND_S = 3.0  # the longest any close on the stop path waits for a peer
+
+
+async def close_session(session: aiohttp.ClientSession, timeout: float = CLOSE_BOUND_S) -> None:
+    """Close ``session`` within ``timeout`` seconds: its connections are closed whether or not
+    the peers ever read what is left to send (stopping never waits on a server)."""
+    try:
+        await asyncio.wait_for(session.close(), timeout)
+    except Exception:  # TimeoutError included: the connections are gone or going, move on
+        pass

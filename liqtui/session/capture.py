@@ -18,7 +18,7 @@ import logging
 import time
 
 from ..feeds.events import FeedStatus, Liquidation, Trade
-from ..feeds.rest import RestError
+from ..feeds.rest import RestError, close_session
 from ..units import STEP_MS, utc
 from .events import (Backfilled, MarketData, Note, RealizedLiquidation, StateChanged,
                      StepsClosed, TradeData)
@@ -90,7 +90,7 @@ class Capture:
         finally:
             await self.live.stop()
             await asyncio.gather(runner, return_exceptions=True)
-            await session.close()
+            await close_session(session)  # bounded: a peer cannot hold the recorder open
 
     async def stop(self) -> None:
         if self.live is not None:
