@@ -15,7 +15,7 @@ import pytest
 from liqtui.feeds.bybit_parse import TickerBook, parse_frame
 from liqtui.feeds.events import Bar, Liquidation, MarkPrice, OpenInterest, Trade, new_counters
 from liqtui.sim.bybit import COOL_OFF, RATE_LIMIT
-from liqtui.sim.server import MIN
+from liqtui.units import MINUTE as MIN
 from liqtui.sim.venues import SHAPES
 
 from helpers import NOW, SYMS, Scripted, fixed_market, frames, get, on_tick

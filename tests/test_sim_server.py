@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 
 from liqtui.sim.faults import Faults
-from liqtui.sim.server import DAY, MIN, SimExchange
+from liqtui.sim.server import SimExchange
+from liqtui.units import DAY, MINUTE as MIN
 
 from helpers import NOW, SYMS, fixed_market, frames, get, until
 from helpers import Scripted as Base

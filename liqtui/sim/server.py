@@ -26,7 +26,6 @@ import random
 
 from aiohttp import WSCloseCode, web
 
-from ..units import DAY, MINUTE as MIN  # noqa: F401 - re-exported for the tests
 from . import wire
 from .faults import Faults
 from .venues import load_protocols
