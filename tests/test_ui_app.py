@@ -471,3 +471,20 @@ def test_a_crash_in_the_app_gives_a_non_zero_exit_status(sim_cache, capsys):
     assert isinstance(app._exception, RuntimeError)
     assert app.return_code == 1
     assert "a widget that cannot draw" in capsys.readouterr().err
+
+
+async def test_feed_events_opened_and_closed_at_once_keep_the_app(sim_cache):
+    """`e` then esc in one burst dismissed the events screen before it mounted; its on_mount
+    then queried a widget that was gone (NoMatches) and the app exited 1."""
+    app = LiqApp(options(sim_cache))
+    async with app.run_test(size=SIZE) as pilot:
+        assert await until(pilot, lambda: painted(app))
+        for _ in range(5):
+            app.action_feed_events()   # opened and dismissed before it mounts, as a burst
+            app.screen.dismiss()       # of keys in a terminal does
+            await pilot.pause(0.05)
+        await pilot.press("e")
+        await pilot.pause(0.2)
+        assert app.is_running and app.return_code is None
+        body = str(app.screen.query_one("#events-body").render())
+        assert "backfilled" in body

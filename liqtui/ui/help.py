@@ -178,11 +178,14 @@ class FeedEventsScreen(ModalScreen):
         self.session = session
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(id="events-body")
+        # the widgets are kept, not queried: `e` then esc at once dismisses the screen before
+        # it mounts, and a query then found nothing and took the app down (NoMatches)
+        self._body = Static(id="events-body")
+        with VerticalScroll() as scroll:
+            scroll.border_title = "feed events (newest last) · esc closes"
+            yield self._body
 
     def on_mount(self) -> None:
-        self.query_one(VerticalScroll).border_title = "feed events (newest last) · esc closes"
         self._fill()
         self.set_interval(1.0, self._fill)
 
@@ -196,4 +199,4 @@ class FeedEventsScreen(ModalScreen):
             lines.append(printable(ev.text, lines=False) + "\n")  # a venue's words
         if not lines.plain:
             lines.append("no feed events yet", "dim")
-        self.query_one("#events-body", Static).update(lines)
+        self._body.update(lines)
